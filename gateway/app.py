@@ -1,0 +1,80 @@
+"""The FastAPI application: `create_app(settings)`; `uvicorn gateway.app:create_app --factory`."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from gateway import errors
+from gateway.middleware import RequestLogMiddleware
+from gateway.router import router
+from gateway.serving import SpeechService
+from gateway.triton import TritonClient
+from gateway.voices import VoiceCatalogue, find_voices_dir
+from pattern_tts.settings import Settings, get_settings
+
+DESCRIPTION = """OpenAI-compatible text-to-speech: Kokoro-82M on NVIDIA Triton Inference Server.
+
+`POST /v1/audio/speech` takes OpenAI's body; `model` may be `kokoro`, `tts-1`, `tts-1-hd` or
+`gpt-4o-mini-tts` (all the same model); `instructions` is accepted and ignored. Extensions: `lang`,
+`input_type: "phonemes"`, `seed`. The `Authorization` header is ignored.
+"""
+
+
+def triton_url(settings: Settings) -> str:
+    """The Triton HTTP endpoint (host:port) the gateway calls."""
+    return settings.triton_url or f"127.0.0.1:{settings.triton_http_port}"
+
+
+def _configure_logging(settings: Settings) -> None:
+    """A plain stderr handler for the gateway's loggers unless the host app configured logging."""
+    logger = logging.getLogger("gateway")
+    logger.setLevel(settings.log_level.upper())
+    if not logger.handlers and not logging.getLogger().handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s"))
+        logger.addHandler(handler)
+        logger.propagate = False
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the gateway app; the Triton client opens on startup and closes on shutdown."""
+    settings = settings or get_settings()
+    _configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        triton = TritonClient(
+            triton_url(settings),
+            timeout_s=settings.request_timeout_s,
+            # The first chunk goes a little over one batching delay ahead of the rest.
+            head_start_s=settings.max_queue_delay_us / 1e6 + 0.005,
+        )
+        voices = VoiceCatalogue(find_voices_dir(settings.weights_dir))
+        app.state.service = SpeechService(settings, triton, voices)
+        try:
+            yield
+        finally:
+            await triton.close()
+
+    app = FastAPI(
+        title="pattern-tts",
+        description=DESCRIPTION,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    errors.install(app)
+    app.add_middleware(RequestLogMiddleware)
+    app.include_router(router)
+    return app
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`gateway.app:app` for uvicorn without `--factory`: built on first access."""
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

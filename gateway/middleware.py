@@ -1,0 +1,104 @@
+"""One structured log line per request; unexpected exceptions become one line and an OpenAI 500."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+
+from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.errors import APIError
+
+log = logging.getLogger("gateway.access")
+errlog = logging.getLogger("gateway")
+
+_QUIET = frozenset({"/health", "/ready", "/metrics"})
+
+
+def request_info(request: Request) -> dict[str, Any]:
+    """Per-request fields the handlers add to the log line (chars, chunks, format, ...)."""
+    state = request.scope.setdefault("state", {})
+    info: dict[str, Any] = state.setdefault("log_info", {})
+    return info
+
+
+class RequestLogMiddleware:
+    """Pure ASGI middleware (streaming-safe): logs when the response body is complete."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        info: dict[str, Any] = scope.setdefault("state", {}).setdefault("log_info", {})
+        status = 0
+        started = False
+        complete = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status, started, complete
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+                started = True
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                complete = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:  # one line, no traceback, an OpenAI-shaped 500 if still possible
+            if isinstance(exc, APIError):  # e.g. a chunk failing after the audio started
+                info["error"] = exc.message
+                errlog.warning("%s %s failed mid-response: %s", scope.get("method"), scope.get("path"), exc)
+            else:
+                info["error"] = f"{exc.__class__.__name__}: {exc}"
+                errlog.error(
+                    "unhandled error in %s %s: %s",
+                    scope.get("method"),
+                    scope.get("path"),
+                    info["error"],
+                    exc_info=errlog.isEnabledFor(logging.DEBUG),
+                )
+            if not started:
+                err = (
+                    exc
+                    if isinstance(exc, APIError)
+                    else APIError("The server had an error while processing your request.", 500)
+                )
+                body = json.dumps(err.body()).encode()
+                await send(
+                    {
+                        "type": "http.response.start",
+                        "status": err.status_code,
+                        "headers": [
+                            (b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode()),
+                        ],
+                    }
+                )
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                status, started, complete = err.status_code, True, True
+        finally:
+            path = scope.get("path", "")
+            fields: dict[str, Any] = {
+                "method": scope.get("method"),
+                "path": path,
+                "status": status,
+                "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+            }
+            if started and not complete:
+                fields["incomplete"] = True
+            fields.update(info)
+            level = logging.DEBUG if path in _QUIET and status == 200 else logging.INFO
+            log.log(level, " ".join(f"{k}={_fmt(v)}" for k, v in fields.items()))
+
+
+def _fmt(value: Any) -> str:
+    text = str(value)
+    return json.dumps(text) if (" " in text or '"' in text or not text) else text

@@ -1,0 +1,320 @@
+"""The speech service: validation, G2P, concurrent chunk synthesis, encoding, streaming, timestamps."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+from starlette.responses import StreamingResponse
+
+from gateway import audio
+from gateway.errors import APIError, BadRequest
+from gateway.protocol import (
+    LANG_CODES,
+    PhonemeChunk,
+    PhonemizeRequest,
+    PhonemizeResponse,
+    SpeechAudioDelta,
+    SpeechAudioDone,
+    SpeechRequest,
+    TimestampsResponse,
+    Usage,
+    WordTimestamp,
+)
+from gateway.triton import Chunk, ChunkSynthesis, KokoroJob, Synthesized, TritonClient, Word
+from gateway.voices import LANGUAGES, ResolvedVoice, VoiceCatalogue
+from pattern_tts.settings import Settings
+
+log = logging.getLogger("gateway")
+
+SAMPLE_RATE = 24_000
+FRAME_SAMPLES = 600  # one duration frame of the kokoro model (25 ms)
+MAX_PHONEMES = 510  # Kokoro's context, per chunk
+SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
+# The first chunk is cut after its first sentence(s) of at least this many phonemes, so that the
+# first audio is ready early (see `split_lead`).
+LEAD_MIN_PHONEMES = 24
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”')\]]*(?=\s)")
+_SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
+
+
+def split_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
+    """Split a raw phoneme string into chunks of at most `limit` symbols, at sentence, clause or
+    word boundaries when possible."""
+    text = " ".join(phonemes.split())
+    out: list[str] = []
+    while len(text) > limit:
+        cut = 0
+        for pattern in _SPLIT_AT:
+            ends = [m.end() for m in pattern.finditer(text, 0, limit + 1) if 0 < m.end() <= limit + 1]
+            if ends:
+                cut = ends[-1]
+                break
+        if cut == 0:
+            cut = limit
+        out.append(text[:cut].strip())
+        text = text[cut:].strip()
+    if text:
+        out.append(text)
+    return [c for c in out if c]
+
+
+def split_lead(chunk: Chunk, min_phonemes: int = LEAD_MIN_PHONEMES) -> list[Chunk]:
+    """Cut a chunk after its first sentence end at or beyond `min_phonemes` symbols.
+
+    Used on a request's first chunk (up to 510 phonemes, several sentences): the short lead is sent
+    to Triton first and its audio streams while the rest is synthesised. Words keep their order;
+    each piece's `text` is its words.
+    """
+    text = chunk.phonemes
+    for m in _SENTENCE_END.finditer(text):
+        cut = m.end()
+        rest = cut + (len(text[cut:]) - len(text[cut:].lstrip()))
+        if cut >= min_phonemes and rest < len(text):
+            left = tuple(w for w in chunk.words if w.start < cut)
+            right = tuple(
+                Word(w.word, max(0, w.start - rest), max(0, w.end - rest))
+                for w in chunk.words
+                if w.start >= cut
+            )
+            return [
+                Chunk(" ".join(w.word for w in left), text[:cut], left),
+                Chunk(" ".join(w.word for w in right), text[rest:], right),
+            ]
+    return [chunk]
+
+
+def phoneme_words(phonemes: str) -> tuple[Word, ...]:
+    """Word spans of a raw phoneme chunk: its space-separated runs."""
+    return tuple(Word(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", phonemes))
+
+
+def word_timestamps(chunk: Chunk, result: Synthesized, offset: int) -> list[WordTimestamp]:
+    """Words of one chunk in seconds, from the model's per-token frame durations.
+
+    Token 0 is the leading boundary token, so phoneme `i` is token `i + 1`; `offset` is the chunk's
+    first sample in the whole audio.
+    """
+    starts = np.concatenate([[0], np.cumsum(result.durations)]) * FRAME_SAMPLES
+    last = len(starts) - 1
+    n = len(result.waveform)
+    words = []
+    for w in chunk.words:
+        s = min(int(starts[min(w.start + 1, last)]), n)
+        e = min(int(starts[min(w.end + 1, last)]), n)
+        words.append(
+            WordTimestamp(
+                word=w.word,
+                start=round((offset + s) / SAMPLE_RATE, 3),
+                end=round((offset + max(s, e)) / SAMPLE_RATE, 3),
+            )
+        )
+    return words
+
+
+@dataclass
+class Prepared:
+    """A validated request: its voice and the chunks to synthesise (with their kokoro jobs)."""
+
+    request: SpeechRequest
+    voice: ResolvedVoice
+    chunks: list[Chunk]
+    jobs: list[KokoroJob]
+
+
+def _silence() -> Synthesized:
+    return Synthesized(np.zeros(SILENCE_SAMPLES, np.float32), np.zeros(0, np.int64))
+
+
+class SpeechService:
+    """Everything `POST /v1/audio/*` does; routes stay thin."""
+
+    def __init__(self, settings: Settings, triton: TritonClient, voices: VoiceCatalogue) -> None:
+        self.settings = settings
+        self.triton = triton
+        self.voices = voices
+
+    # --- validation --------------------------------------------------------------------------
+    def check_fields(self, body: BaseModel) -> None:
+        """Strict mode: reject unknown top-level fields, naming the first."""
+        extra = body.model_extra or {}
+        if self.settings.strict_request_fields and extra:
+            name = next(iter(extra))
+            raise BadRequest(
+                f"Unrecognized request argument supplied: '{name}'.",
+                param=name,
+                code="unknown_parameter",
+            )
+
+    def check_input(self, text: str) -> None:
+        limit = self.settings.max_input_chars
+        if not text.strip():
+            raise BadRequest("'input' is empty: give the text to speak.", param="input", code="empty_input")
+        if len(text) > limit:
+            raise BadRequest(
+                f"'input' is {len(text):,} characters long; the limit is {limit:,} characters.",
+                param="input",
+                code="string_above_max_length",
+            )
+
+    @staticmethod
+    def g2p_lang(req: SpeechRequest, voice: ResolvedVoice) -> str:
+        """`lang`, else the voice's language; a 400 for a voice whose language G2P cannot read."""
+        if req.lang:
+            return req.lang
+        if voice.lang_code in LANG_CODES:
+            return voice.lang_code
+        raise BadRequest(
+            f"Voice {req.voice!r} is {LANGUAGES.get(voice.lang_code, voice.lang_code)}; text-to-phoneme "
+            "conversion here reads English only: send `lang` (a: American, b: British English) "
+            "to read English text with it, or send phonemes with `input_type: phonemes`.",
+            param="voice",
+            code="unsupported_language",
+        )
+
+    async def prepare(self, req: SpeechRequest, info: dict[str, Any]) -> Prepared:
+        """Validate, resolve the voice, and turn the input into phoneme chunks."""
+        info.update(chars=len(req.input), format=req.response_format)
+        self.check_fields(req)
+        self.check_input(req.input)
+        voice = self.voices.resolve(req.voice)
+        info["voice"] = voice.spec
+        if req.input_type == "phonemes":
+            chunks = [Chunk(p, p, phoneme_words(p)) for p in split_phonemes(req.input)]
+        else:
+            chunks = await self.triton.g2p(req.input, self.g2p_lang(req, voice))
+        chunks = [c for c in chunks if c.phonemes.strip()]
+        if chunks:
+            chunks = split_lead(chunks[0]) + chunks[1:]
+        base = req.seed or 0
+        jobs = [
+            KokoroJob(c.phonemes, voice.spec, req.speed, (base + i) % 2**62) for i, c in enumerate(chunks)
+        ]
+        info["chunks"] = len(chunks)
+        return Prepared(req, voice, chunks, jobs)
+
+    async def _start(self, prep: Prepared) -> tuple[ChunkSynthesis, Synthesized]:
+        """Send every chunk to Triton; wait for the first (so its errors are still a 4xx)."""
+        synthesis = self.triton.synthesize_all(prep.jobs)
+        if not prep.jobs:
+            return synthesis, _silence()
+        try:
+            first = await anext(synthesis)
+        except BaseException:
+            synthesis.cancel()
+            raise
+        return synthesis, first
+
+    # --- POST /v1/audio/speech ---------------------------------------------------------------
+    async def speech(self, req: SpeechRequest, info: dict[str, Any]) -> StreamingResponse:
+        """Stream the audio (or SSE events) chunk by chunk as each chunk is synthesised."""
+        prep = await self.prepare(req, info)
+        info["stream"] = req.stream_format
+        synthesis, first = await self._start(prep)
+        if req.stream_format == "sse":
+            return StreamingResponse(
+                self._sse(prep, synthesis, first),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+            )
+        return StreamingResponse(
+            self._audio(prep, synthesis, first),
+            media_type=audio.CONTENT_TYPES[req.response_format],
+            headers={"X-Accel-Buffering": "no"},
+        )
+
+    @staticmethod
+    async def _results(synthesis: ChunkSynthesis, first: Synthesized) -> AsyncIterator[Synthesized]:
+        yield first
+        async for result in synthesis:
+            yield result
+
+    async def _audio(
+        self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized
+    ) -> AsyncIterator[bytes]:
+        encoder = audio.StreamEncoder(prep.request.response_format)
+        try:
+            async for result in self._results(synthesis, first):
+                data = await run_in_threadpool(encoder.write, result.waveform)
+                if data:
+                    yield data
+            tail = await run_in_threadpool(encoder.close)
+            if tail:
+                yield tail
+        finally:
+            synthesis.cancel()
+
+    async def _sse(self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized) -> AsyncIterator[str]:
+        encoder = audio.StreamEncoder(prep.request.response_format)
+        in_tokens = sum(len(j.phonemes) for j in prep.jobs)
+        out_tokens = 0
+        try:
+            async for result in self._results(synthesis, first):
+                out_tokens += int(result.durations.sum())
+                data = await run_in_threadpool(encoder.write, result.waveform)
+                if data:
+                    yield _event(SpeechAudioDelta(audio=base64.b64encode(data).decode()))
+            tail = await run_in_threadpool(encoder.close)
+            if tail:
+                yield _event(SpeechAudioDelta(audio=base64.b64encode(tail).decode()))
+            usage = Usage(
+                input_tokens=in_tokens, output_tokens=out_tokens, total_tokens=in_tokens + out_tokens
+            )
+            yield _event(SpeechAudioDone(usage=usage))
+        except APIError as exc:  # the status line is gone: report it as an event, on one log line
+            log.warning("speech stream failed: %s", exc.message)
+            yield f"data: {json.dumps({'type': 'error', **exc.body()})}\n\n"
+        finally:
+            synthesis.cancel()
+
+    # --- POST /v1/audio/speech/timestamps ----------------------------------------------------
+    async def timestamps(self, req: SpeechRequest, info: dict[str, Any]) -> TimestampsResponse:
+        """The whole audio (base64) with per-word start and end times."""
+        prep = await self.prepare(req, info)
+        synthesis, first = await self._start(prep)
+        waves: list[np.ndarray] = []
+        words: list[WordTimestamp] = []
+        offset = 0
+        try:
+            index = 0
+            async for result in self._results(synthesis, first):
+                if prep.chunks:
+                    words.extend(word_timestamps(prep.chunks[index], result, offset))
+                waves.append(result.waveform)
+                offset += len(result.waveform)
+                index += 1
+        finally:
+            synthesis.cancel()
+        samples = np.concatenate(waves) if waves else np.zeros(0, np.float32)
+        data = await run_in_threadpool(audio.encode, samples, req.response_format)
+        return TimestampsResponse(
+            audio=base64.b64encode(data).decode(),
+            format=req.response_format,
+            sample_rate=SAMPLE_RATE,
+            duration=round(len(samples) / SAMPLE_RATE, 3),
+            words=words,
+        )
+
+    # --- POST /v1/audio/phonemize ------------------------------------------------------------
+    async def phonemize(self, req: PhonemizeRequest, info: dict[str, Any]) -> PhonemizeResponse:
+        info["chars"] = len(req.input)
+        self.check_fields(req)
+        self.check_input(req.input)
+        chunks = await self.triton.g2p(req.input, req.lang)
+        info["chunks"] = len(chunks)
+        return PhonemizeResponse(
+            phonemes=" ".join(c.phonemes for c in chunks if c.phonemes),
+            chunks=[PhonemeChunk(text=c.text, phonemes=c.phonemes) for c in chunks],
+        )
+
+
+def _event(message: BaseModel) -> str:
+    return f"data: {message.model_dump_json()}\n\n"

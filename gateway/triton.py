@@ -1,0 +1,232 @@
+"""Async client of the Triton `g2p` and `kokoro` models (see docs/architecture.md).
+
+One `g2p` call per request, then one `kokoro` call per chunk. The chunk calls run concurrently (up
+to `window` at a time per request) so that the chunks of one request and of many requests meet in
+Triton's dynamic batcher; results are consumed in chunk order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import aiohttp
+import numpy as np
+import tritonclient.http as httpclient
+from tritonclient.http.aio import InferenceServerClient
+
+from gateway.errors import APIError, ServiceUnavailable, from_triton
+
+G2P_MODEL = "g2p"
+KOKORO_MODEL = "kokoro"
+MODELS = (G2P_MODEL, KOKORO_MODEL)
+# Chunks of one request in flight at once: enough to fill Triton's batches, bounded so that a
+# 100,000-character request neither holds all of its audio in memory nor starves other requests.
+DEFAULT_WINDOW = 32
+
+
+@dataclass(frozen=True)
+class Word:
+    word: str
+    start: int  # phoneme index, inclusive
+    end: int  # phoneme index, exclusive
+
+
+@dataclass(frozen=True)
+class Chunk:
+    text: str
+    phonemes: str
+    words: tuple[Word, ...] = ()
+
+
+@dataclass(frozen=True)
+class KokoroJob:
+    phonemes: str
+    voice: str
+    speed: float = 1.0
+    seed: int | None = None
+
+
+@dataclass
+class Synthesized:
+    waveform: np.ndarray  # float32, 24 kHz mono
+    durations: np.ndarray  # int64 frames per token, boundary tokens first and last
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+def _bytes_input(name: str, value: str) -> httpclient.InferInput:
+    tensor = httpclient.InferInput(name, [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[value.encode("utf-8")]], dtype=np.object_))
+    return tensor
+
+
+def _scalar_input(name: str, value: float | int, datatype: str, dtype: type) -> httpclient.InferInput:
+    tensor = httpclient.InferInput(name, [1, 1], datatype)
+    tensor.set_data_from_numpy(np.array([[value]], dtype=dtype))
+    return tensor
+
+
+def parse_chunks(raw: bytes | str) -> list[Chunk]:
+    """The `g2p` model's `chunks` output (JSON) as `Chunk`s."""
+    data = json.loads(raw)
+    chunks = []
+    for item in data:
+        words = tuple(Word(str(w["word"]), int(w["start"]), int(w["end"])) for w in item.get("words") or ())
+        chunks.append(Chunk(str(item.get("text", "")), str(item["phonemes"]), words))
+    return chunks
+
+
+class TritonClient:
+    """The gateway's connection to Triton (HTTP, asyncio)."""
+
+    def __init__(
+        self,
+        url: str,
+        timeout_s: float = 600.0,
+        window: int = DEFAULT_WINDOW,
+        head_start_s: float = 0.0,
+    ) -> None:
+        url = url.removeprefix("http://").rstrip("/")
+        self.url = url
+        self.window = window
+        self.head_start_s = head_start_s
+        self._timeout_s = timeout_s
+        self._client = InferenceServerClient(url, conn_limit=256, conn_timeout=timeout_s)
+        self._health = aiohttp.ClientSession(
+            base_url=f"http://{url}", timeout=aiohttp.ClientTimeout(total=5.0)
+        )
+
+    async def close(self) -> None:
+        await self._client.close()
+        await self._health.close()
+
+    async def model_ready(self) -> dict[str, bool]:
+        """Readiness of each model; raises `ServiceUnavailable` when Triton is unreachable."""
+
+        async def one(model: str) -> bool:
+            async with self._health.get(f"/v2/models/{model}/ready") as resp:
+                await resp.read()
+                return resp.status == 200
+
+        try:
+            states = await asyncio.gather(*(one(m) for m in MODELS))
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            raise ServiceUnavailable(
+                f"Triton inference server unreachable at {self.url}: {exc.__class__.__name__}"
+            ) from None
+        return dict(zip(MODELS, states, strict=True))
+
+    async def g2p(self, text: str, lang: str = "a") -> list[Chunk]:
+        """Text -> phoneme chunks (each at most 510 symbols) with word spans."""
+        inputs = [_bytes_input("text", text), _bytes_input("lang", lang)]
+        outputs = [httpclient.InferRequestedOutput("chunks", binary_data=True)]
+        try:
+            result = await self._client.infer(G2P_MODEL, inputs, outputs=outputs)
+        except Exception as exc:
+            raise from_triton(exc, G2P_MODEL) from None
+        raw = result.as_numpy("chunks")
+        if raw is None:
+            raise APIError("the g2p model returned no chunks", 500)
+        return parse_chunks(raw.reshape(-1)[0])
+
+    async def synthesize(self, job: KokoroJob) -> Synthesized:
+        """One chunk's phonemes -> waveform and per-token durations."""
+        inputs = [
+            _bytes_input("phonemes", job.phonemes),
+            _bytes_input("voice", job.voice),
+            _scalar_input("speed", job.speed, "FP32", np.float32),
+        ]
+        if job.seed is not None:
+            inputs.append(_scalar_input("seed", job.seed, "INT64", np.int64))
+        outputs = [
+            httpclient.InferRequestedOutput("waveform", binary_data=True),
+            httpclient.InferRequestedOutput("durations", binary_data=True),
+        ]
+        try:
+            result = await self._client.infer(KOKORO_MODEL, inputs, outputs=outputs)
+        except Exception as exc:
+            raise from_triton(exc, KOKORO_MODEL) from None
+        waveform = result.as_numpy("waveform")
+        durations = result.as_numpy("durations")
+        if waveform is None or durations is None:
+            raise APIError("the kokoro model returned no audio", 500)
+        return Synthesized(
+            np.ascontiguousarray(waveform.reshape(-1), dtype=np.float32),
+            durations.reshape(-1).astype(np.int64),
+        )
+
+    def synthesize_all(self, jobs: Sequence[KokoroJob]) -> ChunkSynthesis:
+        """Start the chunks' calls (up to `window` at once); iterate the results in order."""
+        return ChunkSynthesis(self, jobs, self.window, self.head_start_s)
+
+
+class ChunkSynthesis:
+    """Concurrent `kokoro` calls of one request, consumed in order. `cancel()` stops the rest.
+
+    The first chunk is sent `head_start_s` before the others (a little over Triton's batching
+    delay), so that it forms or joins an earlier batch and its audio can stream while the rest of
+    the request is synthesised; the other chunks are then all sent at once (up to `window`).
+    """
+
+    def __init__(
+        self, client: TritonClient, jobs: Sequence[KokoroJob], window: int, head_start_s: float = 0.0
+    ) -> None:
+        self._client = client
+        self._jobs = deque(jobs)
+        self._window = max(1, window)
+        self._tasks: deque[asyncio.Task[Synthesized]] = deque()
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        if head_start_s > 0 and len(self._jobs) > 1:
+            self._start(self._jobs.popleft())
+            self._timer = asyncio.get_running_loop().call_later(head_start_s, self._fill)
+        else:
+            self._fill()
+
+    def _start(self, job: KokoroJob) -> None:
+        task = asyncio.ensure_future(self._client.synthesize(job))
+        task.add_done_callback(_retrieve)
+        self._tasks.append(task)
+
+    def _fill(self) -> None:
+        self._timer = None
+        while self._jobs and len(self._tasks) < self._window and not self._closed:
+            self._start(self._jobs.popleft())
+
+    def __aiter__(self) -> ChunkSynthesis:
+        return self
+
+    async def __anext__(self) -> Synthesized:
+        if not self._tasks:
+            raise StopAsyncIteration
+        try:
+            result = await self._tasks[0]
+        except BaseException:
+            self.cancel()
+            raise
+        self._tasks.popleft()
+        if self._timer is None:
+            self._fill()
+        return result
+
+    def cancel(self) -> None:
+        """Cancel every call not yet consumed (the client went away or a chunk failed)."""
+        self._closed = True
+        self._jobs.clear()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        while self._tasks:
+            self._tasks.popleft().cancel()
+
+    async def aclose(self) -> None:
+        self.cancel()
+
+
+def _retrieve(task: asyncio.Task[Synthesized]) -> None:
+    """Mark a finished call's exception as retrieved (it is raised where the result is consumed)."""
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,107 @@
+"""Triton python backend ``kokoro``: a dynamic batch of requests -> one batched forward pass.
+
+Thin Triton I/O around :class:`pattern_tts.synthesis.engine.KokoroEngine` (see docs/architecture.md).
+One response per request; a bad request (unknown voice, empty or over-long phonemes, bad speed)
+gets its own error and the rest of the batch is still synthesised.
+"""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+
+from pattern_tts.cpu import cpu_quota
+from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRequest
+
+
+def _invalid(message: str) -> "pb_utils.InferenceResponse":
+    return pb_utils.InferenceResponse(
+        output_tensors=[], error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
+    )
+
+
+def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
+    tensor = pb_utils.get_input_tensor_by_name(request, name)
+    if tensor is None:
+        return default
+    value = tensor.as_numpy().reshape(-1)
+    if value.size != 1:
+        raise RequestError(f"input '{name}' must hold one value per request, got {value.size}")
+    item = value[0]
+    if isinstance(item, bytes):
+        try:
+            return item.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestError(f"input '{name}' is not valid UTF-8") from None
+    return item.item()
+
+
+class TritonPythonModel:
+    """Kokoro on CPU (KIND_CPU) or on the instance's GPU (KIND_GPU)."""
+
+    def initialize(self, args: dict) -> None:
+        config = json.loads(args["model_config"])
+        params = {k: v["string_value"] for k, v in config.get("parameters", {}).items()}
+        if args["model_instance_kind"] == "GPU":
+            device = f"cuda:{args['model_instance_device_id']}"
+        else:
+            device = "cpu"
+            instances = sum(g.get("count", 1) for g in config.get("instance_group", [])) or 1
+            threads = int(params.get("threads") or 0) or max(1, cpu_quota() // instances)
+            torch.set_num_threads(threads)
+        batch_decoder = {"true": True, "false": False}.get(params.get("batch_decoder", "auto"))
+        start = time.perf_counter()
+        self.engine = KokoroEngine(Path(params["weights_dir"]), device=device, batch_decoder=batch_decoder)
+        pb_utils.Logger.log_info(
+            f"kokoro: loaded on {device} in {time.perf_counter() - start:.1f} s "
+            f"(threads={torch.get_num_threads()}, batch_decoder={self.engine.batch_decoder}, "
+            f"voices={len(self.engine.voices.names())})"
+        )
+
+    def _request(self, request: "pb_utils.InferenceRequest") -> SynthesisRequest:
+        return SynthesisRequest(
+            phonemes=_scalar(request, "phonemes", ""),
+            voice=_scalar(request, "voice", "").strip(),
+            speed=float(_scalar(request, "speed", 1.0)),
+            seed=int(_scalar(request, "seed", 0)),
+        )
+
+    def execute(self, requests: list) -> list:
+        responses: list = [None] * len(requests)
+        items, slots = [], []
+        for i, request in enumerate(requests):
+            try:
+                items.append(self.engine.prepare(self._request(request)))
+                slots.append(i)
+            except RequestError as exc:
+                pb_utils.Logger.log_warn(f"kokoro: bad request: {exc}")
+                responses[i] = _invalid(str(exc))
+        if items:
+            start = time.perf_counter()
+            try:
+                outputs = self.engine.synthesize(items)
+            except Exception as exc:  # e.g. out of memory: fail this batch, keep serving
+                pb_utils.Logger.log_error(f"kokoro: batch of {len(items)} failed: {type(exc).__name__}: {exc}")
+                error = pb_utils.TritonError(f"synthesis failed: {type(exc).__name__}: {exc}")
+                for slot in slots:
+                    responses[slot] = pb_utils.InferenceResponse(output_tensors=[], error=error)
+                return responses
+            elapsed = time.perf_counter() - start
+            for slot, out in zip(slots, outputs, strict=True):
+                responses[slot] = pb_utils.InferenceResponse(
+                    output_tensors=[
+                        pb_utils.Tensor("waveform", out.audio.numpy().astype(np.float32)[None, :]),
+                        pb_utils.Tensor("durations", out.durations.numpy().astype(np.int64)[None, :]),
+                    ]
+                )
+            seconds = sum(len(o.audio) for o in outputs) / 24000
+            pb_utils.Logger.log_verbose(
+                f"kokoro: batch of {len(items)} -> {seconds:.2f} s audio in {elapsed:.2f} s"
+            )
+        return responses
+
+    def finalize(self) -> None:
+        pb_utils.Logger.log_info("kokoro: finalized")

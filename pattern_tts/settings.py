@@ -1,0 +1,104 @@
+"""All settings of pattern-tts, read from the environment (``PATTERN_TTS_*``) by one class.
+
+Command-line options override these; every option has an environment variable of the same name.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "pattern-tts"
+
+
+class Settings(BaseSettings):
+    """Configuration shared by the launcher, the Triton models and the gateway."""
+
+    model_config = SettingsConfigDict(env_prefix="PATTERN_TTS_", extra="ignore")
+
+    # --- weights and files -------------------------------------------------------------------
+    weights_dir: Path | None = Field(
+        default=None,
+        description="Kokoro weights directory (config.json, kokoro-v1_0.pth, voices/*.pt). "
+        "Unset: /models if it holds weights, else the Hugging Face hub.",
+    )
+    model_repository: Path = Field(
+        default=PROJECT_ROOT / "model_repository",
+        description="Triton model repository shipped with pattern-tts (read-only is fine).",
+    )
+    cache_dir: Path = Field(
+        default_factory=_default_cache_dir,
+        description="Writable directory for the assembled Triton server, the rendered model "
+        "repository and compile caches.",
+    )
+
+    # --- gateway -----------------------------------------------------------------------------
+    host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
+    port: int = Field(default=8205, ge=1, le=65535, description="Port the gateway listens on.")
+    triton_url: str | None = Field(
+        default=None,
+        description="Triton HTTP endpoint the gateway calls (host:port). "
+        "Unset: 127.0.0.1:<triton_http_port>.",
+    )
+    max_input_chars: int = Field(
+        default=100_000, ge=1, description="Longest accepted `input`, in characters."
+    )
+    strict_request_fields: bool = Field(
+        default=False,
+        description="Reject unknown request fields with a 400 instead of ignoring them.",
+    )
+    request_timeout_s: float = Field(
+        default=600.0, gt=0, description="Timeout of one Triton call made by the gateway."
+    )
+
+    # --- Triton ------------------------------------------------------------------------------
+    triton_host: str = Field(
+        default="127.0.0.1", description="Address Triton's HTTP and gRPC endpoints bind to."
+    )
+    triton_metrics_host: str | None = Field(
+        default=None,
+        description="Address Triton's Prometheus metrics bind to. Unset: same as triton_host.",
+    )
+    triton_http_port: int = Field(default=8000, ge=1, le=65535)
+    triton_grpc_port: int = Field(default=8001, ge=1, le=65535)
+    triton_metrics_port: int = Field(default=8002, ge=1, le=65535)
+    triton_startup_timeout_s: float = Field(
+        default=600.0, gt=0, description="How long `serve` waits for the models to load."
+    )
+
+    # --- kokoro model ------------------------------------------------------------------------
+    device: Literal["cpu", "cuda"] = Field(
+        default="cpu", description="cpu: KIND_CPU instances; cuda: KIND_GPU instances on CUDA."
+    )
+    instance_count: int = Field(
+        default=1, ge=1, description="Triton instances of the kokoro model."
+    )
+    max_batch_size: int = Field(default=16, ge=1, le=256, description="Largest dynamic batch.")
+    max_queue_delay_us: int = Field(
+        default=3000, ge=0, description="How long Triton waits to grow a batch, in microseconds."
+    )
+    threads: int = Field(
+        default=0, ge=0, description="Torch intra-op threads per instance; 0 = from the CPU quota."
+    )
+    batch_decoder: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="Batch the iSTFTNet decoder across requests: auto = on GPU only (on CPU one "
+        "item at a time measured faster); the text side is always batched.",
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings (read once from the environment)."""
+    return Settings()

@@ -1,0 +1,153 @@
+"""Run Triton and the gateway as child processes, wait for readiness, stop both on a signal."""
+
+from __future__ import annotations
+
+import collections
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from pattern_tts.settings import Settings
+from pattern_tts.triton_server import find_triton, render_model_repository, triton_command
+
+log = logging.getLogger("pattern_tts.supervisor")
+
+
+class StartupError(RuntimeError):
+    """The stack could not start; the message is the one line the user sees."""
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """``PATTERN_TTS_*`` variables that reproduce ``settings`` in a child process."""
+    env = {}
+    for name, value in settings.model_dump().items():
+        if value is not None:
+            env[f"PATTERN_TTS_{name.upper()}"] = str(value)
+    return env
+
+
+class TritonProcess:
+    """A tritonserver child whose log lines are forwarded and whose last errors are kept."""
+
+    def __init__(self, settings: Settings, weights_dir: Path) -> None:
+        self.settings = settings
+        install = find_triton(settings.cache_dir)
+        repository = render_model_repository(settings, weights_dir)
+        env = {**os.environ, **settings_env(settings), **install.env}
+        self.errors: collections.deque[str] = collections.deque(maxlen=5)
+        self.load_failures: list[str] = []
+        self.process = subprocess.Popen(
+            triton_command(settings, install, repository),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            errors="replace",
+            start_new_session=True,  # Ctrl-C reaches us; we stop Triton in order
+        )
+        self._reader = threading.Thread(target=self._forward, daemon=True)
+        self._reader.start()
+
+    def _forward(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            sys.stderr.write(line)
+            if "failed to load '" in line:  # the root cause of "failed to load all models"
+                self.load_failures.append(_strip_glog_prefix(line.strip()).split("\\n")[0].strip('"'))
+            elif line[:1] == "E" or "error" in line.lower():
+                self.errors.append(line.rstrip())
+
+    def ready(self) -> bool:
+        url = f"http://127.0.0.1:{self.settings.triton_http_port}/v2/health/ready"
+        if self.settings.triton_host not in ("0.0.0.0", "::", "127.0.0.1"):
+            url = f"http://{self.settings.triton_host}:{self.settings.triton_http_port}/v2/health/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                return bool(response.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def wait_ready(self, timeout_s: float, stopping: threading.Event) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not stopping.is_set():
+            if self.process.poll() is not None:
+                self._reader.join(timeout=2)
+                if self.load_failures:
+                    reason = "; ".join(self.load_failures)
+                else:
+                    reason = _strip_glog_prefix(self.errors[-1]) if self.errors else "no error was logged"
+                raise StartupError(
+                    f"Triton exited with code {self.process.returncode} before its models were "
+                    f"ready: {reason}"
+                )
+            if self.ready():
+                return
+            time.sleep(0.5)
+        if not stopping.is_set():
+            raise StartupError(f"Triton's models were not ready after {timeout_s:.0f} s")
+
+    def stop(self) -> None:
+        _terminate(self.process, timeout_s=20)
+
+
+def _strip_glog_prefix(line: str) -> str:
+    """``E1125 20:15:00.123 42 model.cc:10] failed ...`` -> ``failed ...``."""
+    head, sep, rest = line.partition("] ")
+    return rest if sep and head[:1] in "EWI" and head[1:5].isdigit() else line
+
+
+def _terminate(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def serve(settings: Settings, weights_dir: Path) -> int:
+    """Start Triton, then the gateway once the models are ready; supervise until a signal."""
+    stopping = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        stopping.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    log.info("starting triton", extra={"weights_dir": str(weights_dir)})
+    triton = TritonProcess(settings, weights_dir)
+    gateway: subprocess.Popen[bytes] | None = None
+    try:
+        start = time.monotonic()
+        triton.wait_ready(settings.triton_startup_timeout_s, stopping)
+        if stopping.is_set():
+            return 0
+        log.info("triton ready", extra={"seconds": round(time.monotonic() - start, 1)})
+        env = {**os.environ, **settings_env(settings), "PATTERN_TTS_WEIGHTS_DIR": str(weights_dir)}
+        gateway = subprocess.Popen(
+            [sys.executable, "-m", "pattern_tts", "gateway"], env=env, start_new_session=True
+        )
+        log.info("gateway started", extra={"url": f"http://{settings.host}:{settings.port}"})
+        while not stopping.is_set():
+            if triton.process.poll() is not None:
+                raise StartupError(f"Triton exited unexpectedly with code {triton.process.returncode}")
+            if gateway.poll() is not None:
+                raise StartupError(f"the gateway exited unexpectedly with code {gateway.returncode}")
+            stopping.wait(0.5)
+        return 0
+    finally:
+        if gateway is not None:
+            _terminate(gateway, timeout_s=10)
+        triton.stop()
+        log.info("stopped")

@@ -1,0 +1,397 @@
+"""A truly batched Kokoro forward pass that reuses ``KModel``'s layers and weights.
+
+``KModel.forward_with_tokens`` handles one item. Here a batch of items of different lengths is
+padded and run through every stage at once, so that each item's output equals its batch-1 output:
+
+* ALBERT gets an attention mask; every LSTM runs on packed sequences.
+* Durations, alignments and frame counts are per item.
+* Every instance norm (AdaIN) takes its statistics over the item's valid frames only, and padded
+  frames are zeroed before each convolution, so convolutions see the zero padding batch-1 sees.
+* The iSTFTNet source draws its noise per item from a per-request seed, in the same order and
+  shapes as Kokoro, so ``torch.manual_seed(seed)`` before a batch-1 call reproduces it.
+* STFT edges (reflect padding, window envelope) are computed per item; outputs are trimmed back.
+
+Time lengths through the decoder, for an item of ``F`` frames (sum of its durations):
+``F`` (decoder encode) -> ``2F`` (F0/N, generator input) -> ``20F`` -> ``120F + 1`` (STFT frames)
+-> ``600F`` samples at 24 kHz.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from kokoro import KModel
+from kokoro.istftnet import AdaIN1d, AdainResBlk1d, AdaINResBlock1, Decoder, Generator
+from torch import Tensor, nn
+
+SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples = 25 ms at 24 kHz
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One request of a batch: token ids with Kokoro's boundary tokens, style, speed, seed."""
+
+    input_ids: Tensor  # [L] long, 0 first and last
+    ref_s: Tensor  # [256]
+    speed: float = 1.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The text side's output for a padded batch: what the decoder needs, plus lengths."""
+
+    asr: Tensor  # [B, 512, Fmax] aligned text features, zero on padded frames
+    f0: Tensor  # [B, 2 Fmax] F0 curve
+    noise: Tensor  # [B, 2 Fmax] noise (N) curve
+    style: Tensor  # [B, 128] decoder half of the style vector
+    seeds: Tensor  # [B] noise seeds (CPU)
+    frames: Tensor  # [B] frames per item (sum of durations)
+    durations: Tensor  # [B, Lmax] frames per token, 0 on padded tokens
+    token_lengths: Tensor  # [B]
+
+    def select(self, i: int) -> Encoded:
+        """Item ``i`` alone, trimmed to its own length (a batch of one)."""
+        f, n = int(self.frames[i]), int(self.token_lengths[i])
+        return Encoded(
+            asr=self.asr[i : i + 1, :, :f],
+            f0=self.f0[i : i + 1, : 2 * f],
+            noise=self.noise[i : i + 1, : 2 * f],
+            style=self.style[i : i + 1],
+            seeds=self.seeds[i : i + 1],
+            frames=self.frames[i : i + 1],
+            durations=self.durations[i : i + 1, :n],
+            token_lengths=self.token_lengths[i : i + 1],
+        )
+
+
+@dataclass(frozen=True)
+class BatchOutput:
+    """One item's audio (float32, 24 kHz) and frames per token."""
+
+    audio: Tensor  # [600 * sum(durations)]
+    durations: Tensor  # [L] long
+
+
+def _lengths_mask(lengths: Tensor, size: int) -> Tensor:
+    """[B, 1, size] float mask, 1 where the position is inside the item."""
+    positions = torch.arange(size, device=lengths.device)
+    return (positions[None, :] < lengths[:, None]).unsqueeze(1).float()
+
+
+class BatchedKokoro:
+    """Runs ``KModel``'s modules on a padded batch. Stateless apart from the model."""
+
+    def __init__(self, model: KModel) -> None:
+        self.model = model
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # ----------------------------------------------------------------------------------------
+    # whole pipeline
+    # ----------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def __call__(self, items: Sequence[BatchItem], batch_decoder: bool = True) -> list[BatchOutput]:
+        """Synthesise every item. ``batch_decoder=False`` runs the decoder one item at a time
+        (the same code on batches of one), which can be faster on CPUs; the text side is always
+        batched."""
+        encoded = self.encode(items)
+        if batch_decoder:
+            audio = list(self.decode(encoded))
+        else:
+            audio = [self.decode(encoded.select(i))[0] for i in range(len(items))]
+        return [
+            BatchOutput(
+                audio=audio[i][: int(encoded.frames[i]) * SAMPLES_PER_FRAME],
+                durations=encoded.durations[i, : int(encoded.token_lengths[i])],
+            )
+            for i in range(len(items))
+        ]
+
+    @torch.no_grad()
+    def encode(self, items: Sequence[BatchItem]) -> Encoded:
+        """Text side: ALBERT, prosody, durations, alignment, F0/N curves and the text encoder."""
+        m = self.model
+        device = self.device
+        lengths = torch.tensor([len(it.input_ids) for it in items], device=device)
+        input_ids = nn.utils.rnn.pad_sequence(
+            [it.input_ids.to(device) for it in items], batch_first=True
+        )
+        max_len = input_ids.shape[1]
+        text_mask = torch.arange(max_len, device=device)[None, :] >= lengths[:, None]  # True = pad
+        ref_s = torch.stack([it.ref_s.to(device) for it in items])
+        speed = torch.tensor([it.speed for it in items], device=device, dtype=torch.float32)
+        s = ref_s[:, 128:]
+
+        bert_dur = m.bert(input_ids, attention_mask=(~text_mask).int())
+        d_en = m.bert_encoder(bert_dur).transpose(-1, -2)
+        d = m.predictor.text_encoder(d_en, s, lengths, text_mask)
+        x = self._packed_lstm(m.predictor.lstm, d, lengths)
+        duration = torch.sigmoid(m.predictor.duration_proj(x)).sum(dim=-1) / speed[:, None]
+        durations = torch.round(duration).clamp(min=1).long().masked_fill(text_mask, 0)
+
+        frames = durations.sum(dim=1)
+        alignment = self._alignment(durations, int(frames.max()))  # [B, L, Fmax]
+        en = d.transpose(-1, -2) @ alignment
+        f0, noise = self._f0_n(en, s, frames)
+        t_en = m.text_encoder(input_ids, lengths, text_mask)
+        return Encoded(
+            asr=t_en @ alignment,
+            f0=f0,
+            noise=noise,
+            style=ref_s[:, :128],
+            seeds=torch.tensor([it.seed for it in items], dtype=torch.long),
+            frames=frames,
+            durations=durations,
+            token_lengths=lengths,
+        )
+
+    @torch.no_grad()
+    def decode(self, enc: Encoded) -> Tensor:
+        """Decoder + iSTFTNet generator on a padded batch -> [B, 600 * Fmax] audio."""
+        return self._decoder(self.model.decoder, enc)
+
+    # ----------------------------------------------------------------------------------------
+    # text side
+    # ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _packed_lstm(lstm: nn.LSTM, x: Tensor, lengths: Tensor) -> Tensor:
+        """Run a batch_first LSTM over [B, T, C] with per-item lengths; zero beyond them."""
+        packed = nn.utils.rnn.pack_padded_sequence(
+            x, lengths.cpu(), batch_first=True, enforce_sorted=False
+        )
+        out, _ = lstm(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        return out
+
+    @staticmethod
+    def _alignment(durations: Tensor, max_frames: int) -> Tensor:
+        """[B, L, Fmax] one-hot alignment: frame f belongs to token i when end[i-1] <= f < end[i]."""
+        end = durations.cumsum(dim=1)
+        start = end - durations
+        f = torch.arange(max_frames, device=durations.device)[None, None, :]
+        return ((f >= start[..., None]) & (f < end[..., None])).float()
+
+    def _f0_n(self, en: Tensor, s: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
+        """``ProsodyPredictor.F0Ntrain`` on a batch: F0 and noise curves at 2x frame rate."""
+        p = self.model.predictor
+        x = self._packed_lstm(p.shared, en.transpose(-1, -2), frames).transpose(-1, -2)
+        mask = _lengths_mask(frames, x.shape[-1])
+        curves = []
+        for blocks, proj in ((p.F0, p.F0_proj), (p.N, p.N_proj)):
+            h, h_mask = x, mask
+            for block in blocks:
+                h, h_mask = self._adain_resblk(block, h, s, h_mask)
+            curves.append((proj(h) * h_mask).squeeze(1))
+        return curves[0], curves[1]
+
+    # ----------------------------------------------------------------------------------------
+    # masked building blocks
+    # ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _adain(mod: AdaIN1d, x: Tensor, s: Tensor, mask: Tensor) -> Tensor:
+        """AdaIN1d with instance-norm statistics over each item's valid frames; output masked."""
+        count = mask.sum(dim=-1, keepdim=True).clamp(min=1)
+        mean = (x * mask).sum(dim=-1, keepdim=True) / count
+        centered = (x - mean) * mask
+        var = (centered * centered).sum(dim=-1, keepdim=True) / count
+        norm = mod.norm
+        y = centered * torch.rsqrt(var + norm.eps)
+        if norm.affine:
+            y = y * norm.weight[None, :, None] + norm.bias[None, :, None]
+        gamma, beta = torch.chunk(mod.fc(s)[..., None], chunks=2, dim=1)
+        return ((1 + gamma) * y + beta) * mask
+
+    def _adain_resblk(
+        self, block: AdainResBlk1d, x: Tensor, s: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """AdainResBlk1d on masked input; returns the output and its (maybe upsampled) mask."""
+        upsample = block.upsample_type != "none"
+        out_mask = F.interpolate(mask, scale_factor=2, mode="nearest") if upsample else mask
+        h = block.actv(self._adain(block.norm1, x, s, mask))
+        if upsample:
+            h = block.pool(h) * out_mask
+        h = block.conv1(h)
+        h = block.actv(self._adain(block.norm2, h, s, out_mask))
+        h = block.conv2(h)
+        out = (h + block._shortcut(x)) * torch.rsqrt(torch.tensor(2.0, device=x.device))
+        return out * out_mask, out_mask
+
+    def _adain_resblock1(self, block: AdaINResBlock1, x: Tensor, s: Tensor, mask: Tensor) -> Tensor:
+        """The generator's AdaINResBlock1 (Snake activations) on masked input."""
+        for c1, c2, n1, n2, a1, a2 in zip(
+            block.convs1, block.convs2, block.adain1, block.adain2, block.alpha1, block.alpha2,
+            strict=True,
+        ):
+            xt = self._adain(n1, x, s, mask)
+            xt = xt + (1 / a1) * (torch.sin(a1 * xt) ** 2)
+            xt = c1(xt)
+            xt = self._adain(n2, xt, s, mask)
+            xt = xt + (1 / a2) * (torch.sin(a2 * xt) ** 2)
+            xt = c2(xt) * mask
+            x = xt + x
+        return x
+
+    # ----------------------------------------------------------------------------------------
+    # decoder
+    # ----------------------------------------------------------------------------------------
+    def _decoder(self, dec: Decoder, enc: Encoded) -> Tensor:
+        asr, s = enc.asr, enc.style
+        mask = _lengths_mask(enc.frames, asr.shape[-1])
+        f0 = dec.F0_conv(enc.f0.unsqueeze(1)) * mask
+        n = dec.N_conv(enc.noise.unsqueeze(1)) * mask
+        x = torch.cat([asr, f0, n], dim=1)
+        x, x_mask = self._adain_resblk(dec.encode, x, s, mask)
+        asr_res = dec.asr_res(asr) * mask
+        res = True
+        for block in dec.decode:
+            if res:
+                x = torch.cat([x, asr_res, f0, n], dim=1)
+            x, x_mask = self._adain_resblk(block, x, s, x_mask)
+            if block.upsample_type != "none":
+                res = False
+        return self._generator(dec.generator, x, s, enc.f0, enc.frames, enc.seeds)
+
+    def _generator(
+        self, gen: Generator, x: Tensor, s: Tensor, f0_curve: Tensor, frames: Tensor, seeds: Tensor
+    ) -> Tensor:
+        """iSTFTNet generator: x [B, C, 2Fmax] -> audio [B, 600 Fmax]."""
+        samples = frames * SAMPLES_PER_FRAME
+        f0 = gen.f0_upsamp(f0_curve[:, None]).transpose(1, 2)  # [B, 600 Fmax, 1]
+        har_source = self._source(gen, f0, samples, seeds)  # [B, 600 Fmax]
+        stft_frames = samples // gen.stft.hop_length + 1
+        spec, phase = self._stft(gen, har_source, samples)
+        har = torch.cat([spec, phase], dim=1) * _lengths_mask(stft_frames, spec.shape[-1])
+
+        rate = 2 * frames  # generator input frames
+        for i in range(gen.num_upsamples):
+            x = F.leaky_relu(x, negative_slope=0.1)
+            rate = rate * gen.ups[i].stride[0]
+            last = i == gen.num_upsamples - 1
+            if last:
+                rate = rate + 1  # the reflection pad below adds one frame at the start
+            x_source = gen.noise_convs[i](har)
+            mask = _lengths_mask(rate, x_source.shape[-1])
+            x_source = self._adain_resblock1(gen.noise_res[i], x_source * mask, s, mask)
+            x = gen.ups[i](x)
+            if last:
+                x = gen.reflection_pad(x)
+            x = x * mask + x_source
+            xs = sum(
+                self._adain_resblock1(gen.resblocks[i * gen.num_kernels + j], x, s, mask)
+                for j in range(gen.num_kernels)
+            )
+            x = xs / gen.num_kernels
+        x = gen.conv_post(F.leaky_relu(x))
+        n_bins = gen.post_n_fft // 2 + 1
+        spec = torch.exp(x[:, :n_bins, :]) * mask
+        phase = torch.sin(x[:, n_bins:, :])
+        return self._istft(gen, spec, phase, rate)
+
+    @staticmethod
+    def _source(gen: Generator, f0: Tensor, samples: Tensor, seeds: Tensor) -> Tensor:
+        """``SourceModuleHnNSF`` (harmonic branch) with per-item noise and per-item edges."""
+        source = gen.m_source
+        sine = source.l_sin_gen
+        batch, length, _ = f0.shape
+        device = f0.device
+        harmonics = torch.arange(1, sine.harmonic_num + 2, device=device, dtype=f0.dtype)
+        rad = (f0 * harmonics / sine.sampling_rate) % 1  # [B, N, H]
+
+        # Noise drawn per item, in Kokoro's order and shapes, from the request's seed.
+        rand_ini = torch.zeros(batch, sine.dim, device=device)
+        noise = torch.zeros(batch, length, sine.dim, device=device)
+        for b in range(batch):
+            n = int(samples[b])
+            g = torch.Generator(device=device).manual_seed(int(seeds[b]))
+            rand_ini[b] = torch.rand(1, sine.dim, generator=g, device=device)[0]
+            # Kokoro's randn_like fills a tensor laid out as [B, H, N] viewed as [B, N, H];
+            # CPU normal_ draws differently for such a tensor than for a contiguous one.
+            item_noise = torch.empty_strided((1, n, sine.dim), (n * sine.dim, 1, n), device=device)
+            noise[b, :n] = item_noise.normal_(generator=g)[0]
+        rand_ini[:, 0] = 0
+        rad[:, 0, :] = rad[:, 0, :] + rand_ini
+
+        scale = sine.upsample_scale
+        rad = F.interpolate(rad.transpose(1, 2), scale_factor=1 / scale, mode="linear")
+        phase = torch.cumsum(rad, dim=2) * 2 * torch.pi * scale  # [B, H, N / scale]
+        up = F.interpolate(phase, scale_factor=scale, mode="linear")
+        # Batch-1 clamps at its own last point; past it, hold that item's last value.
+        points = samples // scale  # per-item length of the downsampled phase
+        last = phase.gather(2, (points - 1).view(batch, 1, 1).expand(-1, phase.shape[1], 1))
+        t = torch.arange(length, device=device)
+        beyond = t[None, :] >= (points * scale - scale // 2)[:, None]
+        up = torch.where(beyond[:, None, :], last, up).transpose(1, 2)
+
+        uv = (f0 > sine.voiced_threshold).float()
+        noise_amp = uv * sine.noise_std + (1 - uv) * sine.sine_amp / 3
+        waves = torch.sin(up) * sine.sine_amp * uv + noise_amp * noise
+        har = source.l_tanh(source.l_linear(waves)).squeeze(-1)
+        return har * _lengths_mask(samples, length).squeeze(1)
+
+    @staticmethod
+    def _stft(gen: Generator, x: Tensor, samples: Tensor) -> tuple[Tensor, Tensor]:
+        """``torch.stft(center=True)`` with reflect padding at each item's own end."""
+        n_fft, hop = gen.stft.filter_length, gen.stft.hop_length
+        pad = n_fft // 2
+        batch = x.shape[0]
+        left = x[:, 1 : pad + 1].flip(-1)
+        padded = torch.cat([left, x, x.new_zeros(batch, pad)], dim=-1)
+        k = torch.arange(pad, device=x.device)
+        src = samples[:, None] - 2 - k[None, :]  # reflect: x[n-2], x[n-3], ...
+        padded.scatter_(1, pad + samples[:, None] + k[None, :], x.gather(1, src))
+        window = gen.stft.window.to(x.device)
+        spec = torch.stft(
+            padded, n_fft, hop, gen.stft.win_length, window=window, center=False, return_complex=True
+        )
+        return spec.abs(), spec.angle()
+
+    @staticmethod
+    def _istft(gen: Generator, spec: Tensor, phase: Tensor, frames: Tensor) -> Tensor:
+        """``torch.istft(center=True)`` where each item's window envelope counts its own frames."""
+        n_fft, hop = gen.stft.filter_length, gen.stft.hop_length
+        window = gen.stft.window.to(spec.device)
+        n_frames = spec.shape[-1]
+        full = (n_frames - 1) * hop + n_fft
+        blocks = torch.fft.irfft(spec * torch.exp(phase * 1j), n=n_fft, dim=1) * window[None, :, None]
+        y = F.fold(blocks, output_size=(1, full), kernel_size=(1, n_fft), stride=(1, hop))
+        frame_mask = _lengths_mask(frames, n_frames)  # [B, 1, K]
+        env = F.fold(
+            (window**2)[None, :, None] * frame_mask,
+            output_size=(1, full),
+            kernel_size=(1, n_fft),
+            stride=(1, hop),
+        )
+        y, env = y.flatten(1), env.flatten(1)
+        pad = n_fft // 2
+        y = y[:, pad : pad + (n_frames - 1) * hop]
+        env = env[:, pad : pad + (n_frames - 1) * hop]
+        return torch.where(env > 1e-11, y / env.clamp(min=1e-11), torch.zeros_like(y))
+
+
+def token_ids(model: KModel, phonemes: str) -> Tensor:
+    """Kokoro token ids for ``phonemes`` with the boundary token at both ends."""
+    return torch.tensor([0, *(model.vocab[p] for p in phonemes), 0], dtype=torch.long)
+
+
+def fold_weight_norm(model: nn.Module) -> None:
+    """Replace weight-normed layers' (g, v) by the plain weight: same outputs, less work."""
+    for module in model.modules():
+        if hasattr(module, "weight_g") and hasattr(module, "weight_v"):
+            nn.utils.remove_weight_norm(module)
+
+
+__all__ = [
+    "SAMPLES_PER_FRAME",
+    "BatchItem",
+    "BatchOutput",
+    "BatchedKokoro",
+    "Encoded",
+    "fold_weight_norm",
+    "token_ids",
+]

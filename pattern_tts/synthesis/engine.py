@@ -1,0 +1,126 @@
+"""The kokoro model's engine: loads the weights directory and synthesises batches of requests.
+
+Language-blind like Kokoro's ``KModel``: it takes phonemes, never text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from kokoro import KModel
+
+from pattern_tts.synthesis.batched import (
+    BatchedKokoro,
+    BatchItem,
+    BatchOutput,
+    fold_weight_norm,
+)
+from pattern_tts.voice_spec import VoiceSpecError, parse_voice_spec
+
+REPO_ID = "hexgrad/Kokoro-82M"
+WEIGHTS_FILE = "kokoro-v1_0.pth"
+MAX_PHONEMES = 510  # Kokoro's context is 512 tokens, two of them boundary tokens
+MIN_SPEED, MAX_SPEED = 0.25, 4.0
+
+
+class RequestError(ValueError):
+    """A request the model cannot serve (the caller's fault); the message says why."""
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    phonemes: str
+    voice: str
+    speed: float = 1.0
+    seed: int = 0
+
+
+class VoiceStore:
+    """Voice packs from ``voices/<name>.pt``: loaded on first use, then cached; blends mixed."""
+
+    def __init__(self, voice_dir: Path, device: torch.device) -> None:
+        self.voice_dir = voice_dir
+        self.device = device
+        self._packs: dict[str, torch.Tensor] = {}
+
+    def names(self) -> list[str]:
+        return sorted(p.stem for p in self.voice_dir.glob("*.pt"))
+
+    def pack(self, spec: str) -> torch.Tensor:
+        """The [510, 1, 256] style pack of a voice or a weighted blend of voices."""
+        if spec in self._packs:
+            return self._packs[spec]
+        try:
+            parts = parse_voice_spec(spec)
+        except VoiceSpecError as exc:
+            raise RequestError(f"invalid voice {spec!r}: {exc}") from None
+        total = sum(weight for _, weight in parts)
+        pack = sum(self._load(name) * (weight / total) for name, weight in parts)
+        assert isinstance(pack, torch.Tensor)
+        self._packs[spec] = pack
+        return pack
+
+    def _load(self, name: str) -> torch.Tensor:
+        if name not in self._packs:
+            path = self.voice_dir / f"{name}.pt"
+            if not path.is_file():
+                raise RequestError(f"unknown voice {name!r}")
+            pack = torch.load(path, map_location="cpu", weights_only=True)
+            self._packs[name] = pack.to(self.device, torch.float32)
+        return self._packs[name]
+
+
+class KokoroEngine:
+    """Kokoro weights, voices and the batched forward pass."""
+
+    def __init__(
+        self,
+        weights_dir: Path,
+        device: str = "cpu",
+        batch_decoder: bool | None = None,
+    ) -> None:
+        self.device = torch.device(device)
+        config_path = weights_dir / "config.json"
+        weights_path = weights_dir / WEIGHTS_FILE
+        for path in (config_path, weights_path):
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} is missing")
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        model = KModel(repo_id=REPO_ID, config=config, model=str(weights_path)).eval()
+        fold_weight_norm(model)
+        self.model = model.to(self.device)
+        self.vocab: dict[str, int] = model.vocab
+        self.voices = VoiceStore(weights_dir / "voices", self.device)
+        self.batched = BatchedKokoro(self.model)
+        # On CPU, running the iSTFTNet decoder one item at a time measured faster than batching it.
+        self.batch_decoder = self.device.type != "cpu" if batch_decoder is None else batch_decoder
+
+    def prepare(self, request: SynthesisRequest) -> BatchItem:
+        """Validate one request and turn it into a batch item; raises ``RequestError``."""
+        phonemes = request.phonemes
+        if not phonemes:
+            raise RequestError("phonemes are empty")
+        if len(phonemes) > MAX_PHONEMES:
+            raise RequestError(f"{len(phonemes)} phonemes, more than the limit of {MAX_PHONEMES}")
+        unknown = sorted({p for p in phonemes if p not in self.vocab})
+        if unknown:
+            raise RequestError(f"symbols not in Kokoro's vocabulary: {''.join(unknown)!r}")
+        if not (math.isfinite(request.speed) and MIN_SPEED <= request.speed <= MAX_SPEED):
+            raise RequestError(f"speed must be between {MIN_SPEED} and {MAX_SPEED}")
+        pack = self.voices.pack(request.voice)
+        ids = torch.tensor([0, *(self.vocab[p] for p in phonemes), 0], dtype=torch.long)
+        return BatchItem(
+            input_ids=ids,
+            ref_s=pack[len(phonemes) - 1, 0],  # Kokoro picks the style row by phoneme count
+            speed=float(request.speed),
+            seed=int(request.seed),
+        )
+
+    def synthesize(self, items: list[BatchItem]) -> list[BatchOutput]:
+        """One batched forward pass over all items; outputs on the CPU."""
+        outputs = self.batched(items, batch_decoder=self.batch_decoder)
+        return [BatchOutput(o.audio.float().cpu(), o.durations.cpu()) for o in outputs]

@@ -1,0 +1,122 @@
+"""Write a random-weight Kokoro in the real file layout, for tests and benchmarks.
+
+The files are exactly what ``hexgrad/Kokoro-82M`` ships (``config.json``, ``kokoro-v1_0.pth`` as a
+dict of sub-module state dicts, ``voices/<name>.pt`` tensors of shape [510, 1, 256]) and are loaded
+by the same code that loads the real model. ``tiny`` shrinks ALBERT and the prosody LSTM stack;
+Kokoro's decoder hard-codes its 512/1024 channels, so those stay full size.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+from kokoro import KModel
+
+REPO_ID = "hexgrad/Kokoro-82M"
+WEIGHTS_FILE = "kokoro-v1_0.pth"
+
+FULL_CONFIG: dict[str, Any] = {
+    "istftnet": {
+        "upsample_kernel_sizes": [20, 12],
+        "upsample_rates": [10, 6],
+        "gen_istft_hop_size": 5,
+        "gen_istft_n_fft": 20,
+        "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
+        "resblock_kernel_sizes": [3, 7, 11],
+        "upsample_initial_channel": 512,
+    },
+    "dim_in": 64,
+    "dropout": 0.2,
+    "hidden_dim": 512,
+    "max_conv_dim": 512,
+    "max_dur": 50,
+    "multispeaker": True,
+    "n_layer": 3,
+    "n_mels": 80,
+    "n_token": 178,
+    "style_dim": 128,
+    "text_encoder_kernel_size": 5,
+    "plbert": {
+        "hidden_size": 768,
+        "num_attention_heads": 12,
+        "intermediate_size": 2048,
+        "max_position_embeddings": 512,
+        "num_hidden_layers": 12,
+        "dropout": 0.1,
+    },
+}
+
+# Voices named like real ones, so aliases (af = af_bella + af_sarah, alloy, ...) resolve in tests.
+DEFAULT_VOICES = (
+    "af_heart", "af_bella", "af_sarah", "af_sky", "af_alloy", "af_nova", "af_aoede", "af_kore",
+    "am_adam", "am_echo", "am_onyx", "am_michael", "am_fenrir", "am_puck",
+    "bf_emma", "bf_isabella", "bm_george", "bm_fable", "bm_lewis",
+)  # fmt: skip
+
+
+def kokoro_vocab() -> dict[str, int]:
+    """Kokoro v1.0's phoneme vocabulary (the ``vocab`` of its config.json)."""
+    text = resources.files(__package__).joinpath("kokoro_vocab.json").read_text(encoding="utf-8")
+    vocab: dict[str, int] = json.loads(text)
+    return vocab
+
+
+def kokoro_config(size: Literal["tiny", "full"] = "tiny") -> dict[str, Any]:
+    """A valid Kokoro config.json dict: the real architecture, or a small one for tests."""
+    config = copy.deepcopy(FULL_CONFIG)
+    config["vocab"] = kokoro_vocab()
+    if size == "tiny":
+        config["n_layer"] = 1
+        config["plbert"].update(
+            hidden_size=64, num_attention_heads=2, intermediate_size=128, num_hidden_layers=2
+        )
+        config["istftnet"]["resblock_kernel_sizes"] = [3, 7]
+        config["istftnet"]["resblock_dilation_sizes"] = [[1, 3, 5], [1, 3, 5]]
+    return config
+
+
+def _realistic_durations(model: KModel, generator: torch.Generator) -> None:
+    """Random weights predict ~8 frames per token; real speech is ~3 (75 ms). Shrink the
+    duration projection so that sigmoid(x).sum() lands near 3 frames per token."""
+    proj = model.predictor.duration_proj.linear_layer
+    with torch.no_grad():
+        proj.weight.normal_(0.0, 0.02, generator=generator)
+        proj.bias.fill_(-4.0)
+        proj.bias[:2] = 3.0
+
+
+def write_random_kokoro(
+    dest: Path,
+    size: Literal["tiny", "full"] = "tiny",
+    voices: tuple[str, ...] = DEFAULT_VOICES,
+    seed: int = 0,
+) -> Path:
+    """Write config.json, kokoro-v1_0.pth and voices/*.pt with random weights into ``dest``."""
+    dest.mkdir(parents=True, exist_ok=True)
+    config = kokoro_config(size)
+    (dest / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1))
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    # KModel builds the real modules with their own random init when given no weights file;
+    # an empty weights file makes it skip the hub download.
+    empty = dest / ".empty.pth"
+    torch.save({}, empty)
+    model = KModel(repo_id=REPO_ID, config=str(dest / "config.json"), model=str(empty))
+    empty.unlink()
+    _realistic_durations(model, generator)
+    state = {
+        name: getattr(model, name).state_dict()
+        for name in ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
+    }
+    torch.save(state, dest / WEIGHTS_FILE)
+    voice_dir = dest / "voices"
+    voice_dir.mkdir(exist_ok=True)
+    for name in voices:
+        pack = torch.randn(510, 1, 256, generator=generator) * 0.2
+        torch.save(pack, voice_dir / f"{name}.pt")
+    return dest

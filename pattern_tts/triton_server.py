@@ -1,0 +1,133 @@
+"""Find or assemble a ``tritonserver``, render the model repository, build the command line.
+
+In the official Triton image ``tritonserver`` is on PATH. Elsewhere it is assembled from the
+``nvidia-pytriton`` wheel (Triton 2.51.0: server binary, python backend, a stub per Python version)
+into the writable cache directory, with links rather than copies.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import string
+import sys
+import sysconfig
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pattern_tts.settings import Settings
+
+
+class TritonNotFound(RuntimeError):
+    """Neither a ``tritonserver`` on PATH nor the nvidia-pytriton package is available."""
+
+
+@dataclass(frozen=True)
+class TritonInstall:
+    binary: Path
+    backend_dir: Path | None  # None: the binary's built-in default (/opt/tritonserver/backends)
+    env: dict[str, str] = field(default_factory=dict)  # extra environment for the server
+
+
+def find_triton(cache_dir: Path) -> TritonInstall:
+    """``tritonserver`` from PATH, else assembled from nvidia-pytriton under ``cache_dir``."""
+    on_path = shutil.which("tritonserver")
+    if on_path:
+        return TritonInstall(binary=Path(on_path), backend_dir=None, env=_python_env())
+    return _assemble_from_pytriton(cache_dir / "tritonserver")
+
+
+def _python_env() -> dict[str, str]:
+    """Make the python-backend stub run models with this interpreter and its packages.
+
+    The stub runs the first python on PATH, and links ``libpython3.x.so``: it must load this
+    interpreter's library, not another build of the same version (its extension modules would not
+    link: "undefined symbol").
+    """
+    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    libdir = sysconfig.get_config_var("LIBDIR")
+    library = sysconfig.get_config_var("INSTSONAME") or ""
+    if libdir and library and (Path(libdir) / library).exists():
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(
+            p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p
+        )
+    return env
+
+
+def _assemble_from_pytriton(dest: Path) -> TritonInstall:
+    try:
+        import pytriton  # type: ignore[import-untyped]
+    except ImportError:
+        raise TritonNotFound(
+            "tritonserver is not on PATH and the nvidia-pytriton package is not installed"
+        ) from None
+    package = Path(pytriton.__file__).parent / "tritonserver"
+    libs = Path(pytriton.__file__).parent.parent / "nvidia_pytriton.libs"
+    python = f"{sys.version_info.major}.{sys.version_info.minor}"
+    stub = package / "python_backend_stubs" / python / "triton_python_backend_stub"
+    if not stub.is_file():
+        raise TritonNotFound(f"nvidia-pytriton ships no python-backend stub for Python {python}")
+
+    backend = dest / "backends" / "python"
+    backend.mkdir(parents=True, exist_ok=True)
+    for source in (*(package / "backends" / "python").glob("*.*"), stub):
+        if source.suffix == ".pyc" or source.is_dir():
+            continue
+        link = backend / source.name
+        if not (link.is_symlink() and link.resolve() == source.resolve()):
+            link.unlink(missing_ok=True)
+            link.symlink_to(source)
+    env = _python_env()
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        p for p in (str(libs), env.get("LD_LIBRARY_PATH") or os.environ.get("LD_LIBRARY_PATH", "")) if p
+    )
+    return TritonInstall(binary=package / "bin" / "tritonserver", backend_dir=dest / "backends", env=env)
+
+
+def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
+    """Copy the model repository into the cache dir with ``${name}`` placeholders filled in."""
+    values = {
+        "weights_dir": str(weights_dir),
+        "max_batch_size": str(settings.max_batch_size),
+        "max_queue_delay_us": str(settings.max_queue_delay_us),
+        "instance_count": str(settings.instance_count),
+        "instance_kind": "KIND_GPU" if settings.device == "cuda" else "KIND_CPU",
+        "threads": str(settings.threads),
+        "batch_decoder": settings.batch_decoder,
+    }
+    dest = settings.cache_dir / "model_repository"
+    if dest.exists():
+        shutil.rmtree(dest)
+    shutil.copytree(
+        settings.model_repository, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+    )
+    for config in dest.glob("*/config.pbtxt"):
+        text = string.Template(config.read_text()).substitute(values)
+        config.write_text(text)
+    return dest
+
+
+def triton_command(settings: Settings, install: TritonInstall, repository: Path) -> list[str]:
+    """The tritonserver command line for ``settings``."""
+    host = settings.triton_host
+    command = [
+        str(install.binary),
+        f"--model-repository={repository}",
+        f"--http-address={host}",
+        f"--http-port={settings.triton_http_port}",
+        f"--grpc-address={host}",
+        f"--grpc-port={settings.triton_grpc_port}",
+        f"--metrics-address={settings.triton_metrics_host or host}",
+        f"--metrics-port={settings.triton_metrics_port}",
+        "--allow-metrics=true",
+        "--strict-readiness=true",
+        "--exit-on-error=true",
+        "--exit-timeout-secs=10",
+        "--log-verbose=0",
+        # Outputs are whole waveforms (megabytes): grow the python backend's shm in big steps.
+        "--backend-config=python,shm-default-byte-size=16777216",
+        "--backend-config=python,shm-growth-byte-size=16777216",
+    ]
+    if install.backend_dir is not None:
+        command.append(f"--backend-directory={install.backend_dir}")
+    return command

@@ -1,0 +1,144 @@
+"""Request schemas and error mapping (no server needed)."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+
+from gateway.errors import validation_error
+from gateway.protocol import PhonemizeRequest, SpeechRequest
+from gateway.serving import split_lead, split_phonemes, word_timestamps
+from gateway.triton import Chunk, Synthesized, Word
+
+
+def _req(**kw: Any) -> SpeechRequest:
+    return SpeechRequest.model_validate({"input": "Hi.", "voice": "af_heart", **kw})
+
+
+def test_defaults() -> None:
+    r = _req()
+    assert r.model == "kokoro"
+    assert r.response_format == "mp3"
+    assert r.speed == 1.0
+    assert r.stream_format == "audio"
+    assert r.input_type == "text"
+    assert r.lang is None
+    assert r.instructions is None
+    assert r.model_extra == {}
+
+
+@pytest.mark.parametrize("model", ["kokoro", "tts-1", "tts-1-hd", "gpt-4o-mini-tts", "TTS-1"])
+def test_models_accepted(model: str) -> None:
+    assert _req(model=model).model == model.lower()
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus", "aac", "flac", "wav", "pcm", "WAV"])
+def test_formats_accepted(fmt: str) -> None:
+    assert _req(response_format=fmt).response_format == fmt.lower()
+
+
+@pytest.mark.parametrize(
+    ("voice", "expected"),
+    [("af_heart", "af_heart"), ("  alloy\n", "alloy"), ({"id": " am_adam "}, "am_adam")],
+)
+def test_voice_string_or_object(voice: Any, expected: str) -> None:
+    assert _req(voice=voice).voice == expected
+
+
+def test_extensions_and_unknown_fields_kept_aside() -> None:
+    r = _req(lang="en-gb", input_type="phonemes", seed=7, backend="openai", instructions="cheerful")
+    assert (r.lang, r.input_type, r.seed, r.instructions) == ("b", "phonemes", 7, "cheerful")
+    assert r.model_extra == {"backend": "openai"}
+
+
+def _error(**kw: Any) -> dict[str, Any]:
+    body = {"input": "Hi.", "voice": "af_heart", **kw}
+    body = {k: v for k, v in body.items() if v is not None}
+    with pytest.raises(ValidationError) as err:
+        SpeechRequest.model_validate(body)
+    errors = [{**e, "loc": ("body", *e["loc"])} for e in err.value.errors()]
+    api = validation_error(RequestValidationError(errors))
+    assert api.status_code == 400
+    return api.body()["error"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("response_format", "ogg"),
+        ("speed", 0.1),
+        ("speed", 4.5),
+        ("speed", "fast"),
+        ("model", "whisper-1"),
+        ("voice", ""),
+        ("voice", {"name": "x"}),
+        ("voice", 3),
+        ("stream_format", "chunks"),
+        ("lang", "xx"),
+        ("input_type", "ssml"),
+        ("seed", -1),
+    ],
+)
+def test_bad_values_name_their_param(field: str, value: Any) -> None:
+    err = _error(**{field: value})
+    assert err["param"] == field
+    assert err["type"] == "invalid_request_error"
+    assert field in err["message"]
+
+
+def test_missing_input_is_named() -> None:
+    with pytest.raises(ValidationError) as err:
+        SpeechRequest.model_validate({"voice": "alloy"})
+    errors = [{**e, "loc": ("body", *e["loc"])} for e in err.value.errors()]
+    body = validation_error(RequestValidationError(errors)).body()["error"]
+    assert body["param"] == "input"
+    assert body["message"] == "Missing required parameter: 'input'."
+
+
+def test_phonemize_request() -> None:
+    r = PhonemizeRequest.model_validate({"input": "Hello", "lang": "b"})
+    assert r.lang == "b"
+    assert PhonemizeRequest.model_validate({"input": "x"}).lang == "a"
+
+
+def test_split_phonemes_respects_limit_and_keeps_everything() -> None:
+    sentence = "həlˈoʊ wˈɜːld, ðɪs ɪz ɐ tˈɛst. "
+    text = sentence * 60
+    chunks = split_phonemes(text, limit=510)
+    assert all(0 < len(c) <= 510 for c in chunks)
+    assert " ".join(chunks).split() == text.split()
+    assert all(c.endswith(".") for c in chunks[:-1])  # cut at sentence ends when possible
+    assert split_phonemes("  a  b ") == ["a b"]
+    assert split_phonemes("x" * 1200, limit=500) == ["x" * 500, "x" * 500, "x" * 200]
+
+
+def test_split_lead_cuts_after_first_long_enough_sentence() -> None:
+    ph = "hˈaɪ. ðɪs ɪz ðə fˈɜːst sˈɛntəns. ænd ðɪs ɪz ðə sˈɛkənd."
+    words = tuple(Word(m.group(), m.start(), m.end()) for m in re.finditer(r"[^\s.]+", ph))
+    lead, rest = split_lead(Chunk("text", ph, words), min_phonemes=10)
+    assert lead.phonemes == "hˈaɪ. ðɪs ɪz ðə fˈɜːst sˈɛntəns."
+    assert rest.phonemes == "ænd ðɪs ɪz ðə sˈɛkənd."
+    assert [lead.phonemes[w.start : w.end] for w in lead.words] == [w.word for w in lead.words]
+    assert [rest.phonemes[w.start : w.end] for w in rest.words] == [w.word for w in rest.words]
+    assert len(lead.words) + len(rest.words) == len(words)
+    one = Chunk("t", "wˈʌn sˈɛntəns ˈoʊnli.", ())
+    assert split_lead(one, min_phonemes=5) == [one]
+
+
+def test_word_timestamps_from_durations() -> None:
+    # phonemes "ab cd": tokens [bos, a, b, ' ', c, d, eos]
+    chunk = Chunk("ab cd", "ab cd", (Word("ab", 0, 2), Word("cd", 3, 5)))
+    durations = np.array([2, 3, 3, 1, 4, 4, 2])
+    result = Synthesized(np.zeros(int(durations.sum()) * 600, np.float32), durations)
+    words = word_timestamps(chunk, result, offset=24_000)
+    frame = 600 / 24_000
+    assert [w.word for w in words] == ["ab", "cd"]
+    assert words[0].start == pytest.approx(1 + 2 * frame)
+    assert words[0].end == pytest.approx(1 + 8 * frame)
+    assert words[1].start == pytest.approx(1 + 9 * frame)
+    assert words[1].end == pytest.approx(1 + 17 * frame)

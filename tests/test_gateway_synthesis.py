@@ -1,0 +1,102 @@
+"""Scheduling of one request's chunk calls (`ChunkSynthesis`): head start, window, order, cancel.
+
+The Triton client is replaced by a recorder here, to test the scheduling alone; the real calls are
+exercised in `test_gateway_api.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+
+from gateway.errors import BadRequest
+from gateway.triton import ChunkSynthesis, KokoroJob, Synthesized, TritonClient
+
+
+class Recorder(TritonClient):
+    """Answers each job after `delay[job]` seconds; records start times, cancellations."""
+
+    def __init__(self, delays: dict[str, float], fail: str | None = None) -> None:
+        self.delays = delays
+        self.fail = fail
+        self.started: list[tuple[str, float]] = []
+        self.cancelled: list[str] = []
+        self.t0 = 0.0
+
+    async def synthesize(self, job: KokoroJob) -> Synthesized:
+        loop = asyncio.get_running_loop()
+        self.started.append((job.phonemes, loop.time() - self.t0))
+        try:
+            await asyncio.sleep(self.delays[job.phonemes])
+        except asyncio.CancelledError:
+            self.cancelled.append(job.phonemes)
+            raise
+        if job.phonemes == self.fail:
+            raise BadRequest("bad chunk")
+        return Synthesized(np.full(10, float(ord(job.phonemes[0])), np.float32), np.ones(3, np.int64))
+
+
+def _jobs(names: str) -> list[KokoroJob]:
+    return [KokoroJob(n, "af_heart") for n in names]
+
+
+async def _collect(synthesis: ChunkSynthesis) -> list[str]:
+    return [chr(int(r.waveform[0])) async for r in synthesis]
+
+
+def test_results_in_order_with_head_start() -> None:
+    async def run() -> Recorder:
+        rec = Recorder({"a": 0.05, "b": 0.01, "c": 0.0, "d": 0.02})
+        rec.t0 = asyncio.get_running_loop().time()
+        assert await _collect(ChunkSynthesis(rec, _jobs("abcd"), window=8, head_start_s=0.02)) == list("abcd")
+        return rec
+
+    rec = asyncio.run(run())
+    starts = dict(rec.started)
+    assert starts["a"] < 0.01
+    assert all(0.015 <= starts[n] < 0.05 for n in "bcd")  # all sent together, after the lead
+
+
+def test_window_bounds_calls_in_flight() -> None:
+    async def run() -> Recorder:
+        rec = Recorder({n: 0.01 for n in "abcdef"})
+        rec.t0 = asyncio.get_running_loop().time()
+        synthesis = ChunkSynthesis(rec, _jobs("abcdef"), window=2)
+        assert [s for s, _ in rec.started] == []  # tasks start on the next loop iteration
+        await asyncio.sleep(0)
+        assert len(rec.started) == 2
+        assert await _collect(synthesis) == list("abcdef")
+        return rec
+
+    assert len(asyncio.run(run()).started) == 6
+
+
+def test_cancel_stops_pending_and_unsent_calls() -> None:
+    async def run() -> Recorder:
+        rec = Recorder({n: (0.0 if n == "a" else 10.0) for n in "abcdef"})
+        synthesis = ChunkSynthesis(rec, _jobs("abcdef"), window=3)
+        first = await synthesis.__anext__()
+        assert first.waveform[0] == ord("a")
+        await asyncio.sleep(0.01)
+        synthesis.cancel()
+        await asyncio.sleep(0.01)
+        return rec
+
+    rec = asyncio.run(run())
+    assert {s for s, _ in rec.started} == set("abcd")  # window 3: d started when a was consumed
+    assert sorted(rec.cancelled) == list("bcd")
+
+
+def test_error_of_a_chunk_cancels_the_rest() -> None:
+    async def run() -> Recorder:
+        rec = Recorder({"a": 0.0, "b": 0.01, "c": 10.0}, fail="b")
+        synthesis = ChunkSynthesis(rec, _jobs("abc"), window=8)
+        await synthesis.__anext__()
+        with pytest.raises(BadRequest):
+            await synthesis.__anext__()
+        await asyncio.sleep(0.01)
+        return rec
+
+    assert asyncio.run(run()).cancelled == ["c"]
