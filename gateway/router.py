@@ -8,6 +8,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
 from starlette.responses import StreamingResponse
 
+from gateway.audio import CONTENT_TYPES
 from gateway.errors import APIError
 from gateway.middleware import request_info
 from gateway.protocol import (
@@ -41,10 +42,7 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid request (OpenAI error shape)"},
     503: {"model": ErrorResponse, "description": "Triton is unreachable or not ready"},
 }
-_AUDIO_TYPES: dict[str, dict[str, Any]] = {
-    t: {}
-    for t in ("audio/mpeg", "audio/opus", "audio/aac", "audio/flac", "audio/wav", "audio/pcm")
-}
+_AUDIO_TYPES: dict[str, dict[str, Any]] = {t: {} for t in CONTENT_TYPES.values()}
 
 router = APIRouter()
 
@@ -79,9 +77,7 @@ async def create_speech_timestamps(
     return await service.timestamps(body, info)
 
 
-@router.post(
-    "/v1/audio/phonemize", response_model=PhonemizeResponse, responses=_ERRORS, tags=["audio"]
-)
+@router.post("/v1/audio/phonemize", response_model=PhonemizeResponse, responses=_ERRORS, tags=["audio"])
 async def phonemize(body: PhonemizeRequest, service: ServiceDep, info: InfoDep) -> PhonemizeResponse:
     """Text to Kokoro phonemes (edit them, then send with `input_type: phonemes`)."""
     return await service.phonemize(body, info)

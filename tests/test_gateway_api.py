@@ -22,7 +22,7 @@ import pytest
 
 RATE = 24_000
 TEXT = "Hello there. How are you?"
-FIVE = "It is a nice day. We go out now. The sun is warm. Birds sing. Then we go home."
+FIVE = "It is a day. We go out. The sun is up. Birds sing. We go home."
 FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",
@@ -249,23 +249,18 @@ def test_sse_mp3_deltas_form_one_file(http: httpx.Client, reference: np.ndarray)
     assert abs(len(samples) - len(reference)) / RATE <= 0.05
 
 
-def test_blends_and_aliases_synthesise(http: httpx.Client) -> None:
-    for voice in ("af_bella+af_sky", "af_bella(2)+af_sky(1)", "af", "alloy", {"id": " am_adam "}):
-        r = http.post(
-            "/v1/audio/speech", json={"input": "Hi there.", "voice": voice, "response_format": "wav"}
-        )
+def test_blends_and_voice_objects_synthesise(http: httpx.Client) -> None:
+    def pcm(voice: Any) -> np.ndarray:
+        r = http.post("/v1/audio/speech", json={"input": "Hi.", "voice": voice, "response_format": "pcm"})
         assert r.status_code == 200, (voice, r.text)
-        samples, _ = decode(r.content, "wav")
-        assert len(samples) > 0
+        return decode(r.content, "pcm")[0]
 
-
-def test_blend_differs_from_its_parts(http: httpx.Client) -> None:
-    def pcm(voice: str) -> np.ndarray:
-        body = {"input": "Hi there.", "voice": voice, "response_format": "pcm"}
-        return decode(http.post("/v1/audio/speech", json=body).content, "pcm")[0]
-
-    bella, blend = pcm("af_bella"), pcm("af_bella(1)+am_adam(1)")
-    assert len(bella) != len(blend) or snr_db(bella, blend) < 30
+    bella = pcm("af_bella")
+    blend = pcm("af_bella(2)+am_adam(1)")
+    alias_blend = pcm({"id": " af "})  # the alias af is itself a blend
+    for other in (blend, alias_blend):
+        assert len(other) > 0
+        assert len(other) != len(bella) or snr_db(bella, other) < 30  # a different voice
 
 
 def test_word_timestamps(http: httpx.Client) -> None:
@@ -283,37 +278,30 @@ def test_word_timestamps(http: httpx.Client) -> None:
         previous_end = w["end"]
 
 
-def test_phonemize_and_synthesise_from_phonemes(http: httpx.Client) -> None:
-    r = http.post("/v1/audio/phonemize", json={"input": "Hello world.", "lang": "a"})
+def test_phonemize_and_synthesise_from_phonemes(http: httpx.Client, reference: np.ndarray) -> None:
+    r = http.post("/v1/audio/phonemize", json={"input": TEXT, "lang": "a"})
     assert r.status_code == 200
     phonemes = r.json()["phonemes"]
     assert phonemes and r.json()["chunks"]
-    body = {"input": phonemes, "input_type": "phonemes", "voice": "af_heart", "response_format": "wav"}
-    spoken = http.post("/v1/audio/speech", json=body)
-    assert spoken.status_code == 200
-    from_text = http.post(
-        "/v1/audio/speech", json={"input": "Hello world.", "voice": "af_heart", "response_format": "wav"}
-    )
-    assert len(decode(spoken.content, "wav")[0]) == len(decode(from_text.content, "wav")[0])
-    ts = http.post("/v1/audio/speech/timestamps", json={**body, "response_format": "pcm"}).json()
+    body = {"input": phonemes, "input_type": "phonemes", "voice": "af_heart", "response_format": "pcm"}
+    ts = http.post("/v1/audio/speech/timestamps", json=body).json()
     assert len(ts["words"]) == len(phonemes.split())
+    samples, _ = decode(base64.b64decode(ts["audio"]), "pcm")
+    assert len(samples) == len(reference)  # the same phonemes as the text: the same audio
 
 
-def test_speed_changes_duration(http: httpx.Client) -> None:
-    def seconds(speed: float) -> float:
-        body = {"input": TEXT, "voice": "af_heart", "response_format": "pcm", "speed": speed}
-        return len(http.post("/v1/audio/speech", json=body).content) / 2 / RATE
-
-    assert seconds(2.0) < seconds(1.0)
+def test_speed_changes_duration(http: httpx.Client, reference: np.ndarray) -> None:
+    body = {"input": TEXT, "voice": "af_heart", "response_format": "pcm", "speed": 2.0}
+    assert len(http.post("/v1/audio/speech", json=body).content) / 2 < len(reference)
 
 
 def test_concurrent_requests(base_url: str) -> None:
     def one(i: int) -> int:
-        body = {"input": f"Request number {i}.", "voice": "af_sky", "response_format": "wav"}
+        body = {"input": "Hi.", "voice": ["af_sky", "am_adam", "bf_emma"][i], "response_format": "wav"}
         return httpx.post(base_url + "/v1/audio/speech", json=body, timeout=300).status_code
 
-    with ThreadPoolExecutor(4) as pool:
-        assert list(pool.map(one, range(4))) == [200] * 4
+    with ThreadPoolExecutor(3) as pool:
+        assert list(pool.map(one, range(3))) == [200] * 3
 
 
 # --- real clients, as they call us -----------------------------------------------------------------

@@ -136,7 +136,7 @@ class BatchedKokoro:
         durations = torch.round(duration).clamp(min=1).long().masked_fill(text_mask, 0)
 
         frames = durations.sum(dim=1)
-        alignment = self._alignment(durations, int(frames.max()))  # [B, L, Fmax]
+        alignment = self._alignment(durations, int(frames.max())).to(d.dtype)  # [B, L, Fmax]
         en = d.transpose(-1, -2) @ alignment
         f0, noise = self._f0_n(en, s, frames)
         t_en = m.text_encoder(input_ids, lengths, text_mask)
@@ -304,15 +304,18 @@ class BatchedKokoro:
         rad = (f0 * harmonics / sine.sampling_rate) % 1  # [B, N, H]
 
         # Noise drawn per item, in Kokoro's order and shapes, from the request's seed.
-        rand_ini = torch.zeros(batch, sine.dim, device=device)
-        noise = torch.zeros(batch, length, sine.dim, device=device)
+        dtype = f0.dtype
+        rand_ini = torch.zeros(batch, sine.dim, device=device, dtype=dtype)
+        noise = torch.zeros(batch, length, sine.dim, device=device, dtype=dtype)
         for b in range(batch):
             n = int(samples[b])
             g = torch.Generator(device=device).manual_seed(int(seeds[b]))
-            rand_ini[b] = torch.rand(1, sine.dim, generator=g, device=device)[0]
+            rand_ini[b] = torch.rand(1, sine.dim, generator=g, device=device, dtype=dtype)[0]
             # Kokoro's randn_like fills a tensor laid out as [B, H, N] viewed as [B, N, H];
             # CPU normal_ draws differently for such a tensor than for a contiguous one.
-            item_noise = torch.empty_strided((1, n, sine.dim), (n * sine.dim, 1, n), device=device)
+            item_noise = torch.empty_strided(
+                (1, n, sine.dim), (n * sine.dim, 1, n), device=device, dtype=dtype
+            )
             noise[b, :n] = item_noise.normal_(generator=g)[0]
         rand_ini[:, 0] = 0
         rad[:, 0, :] = rad[:, 0, :] + rand_ini
@@ -345,7 +348,7 @@ class BatchedKokoro:
         k = torch.arange(pad, device=x.device)
         src = samples[:, None] - 2 - k[None, :]  # reflect: x[n-2], x[n-3], ...
         padded.scatter_(1, pad + samples[:, None] + k[None, :], x.gather(1, src))
-        window = gen.stft.window.to(x.device)
+        window = gen.stft.window.to(x.device, x.dtype)
         spec = torch.stft(
             padded, n_fft, hop, gen.stft.win_length, window=window, center=False, return_complex=True
         )
@@ -355,12 +358,12 @@ class BatchedKokoro:
     def _istft(gen: Generator, spec: Tensor, phase: Tensor, frames: Tensor) -> Tensor:
         """``torch.istft(center=True)`` where each item's window envelope counts its own frames."""
         n_fft, hop = gen.stft.filter_length, gen.stft.hop_length
-        window = gen.stft.window.to(spec.device)
+        window = gen.stft.window.to(spec.device, spec.dtype)
         n_frames = spec.shape[-1]
         full = (n_frames - 1) * hop + n_fft
         blocks = torch.fft.irfft(spec * torch.exp(phase * 1j), n=n_fft, dim=1) * window[None, :, None]
         y = F.fold(blocks, output_size=(1, full), kernel_size=(1, n_fft), stride=(1, hop))
-        frame_mask = _lengths_mask(frames, n_frames)  # [B, 1, K]
+        frame_mask = _lengths_mask(frames, n_frames).to(spec.dtype)  # [B, 1, K]
         env = F.fold(
             (window**2)[None, :, None] * frame_mask,
             output_size=(1, full),

@@ -1,0 +1,143 @@
+"""Shared fixtures: a tiny random-weight Kokoro on disk, and the real stack started on it.
+
+The stack is the real thing: ``pattern-tts serve`` starts a real ``tritonserver`` (the kokoro and
+g2p python-backend models) and the gateway, on free loopback ports; tests talk to it with real
+clients. Nothing here is mocked.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+
+from pattern_tts.synthesis.random_weights import write_random_kokoro  # noqa: E402
+
+STARTUP_TIMEOUT_S = 600
+
+
+def free_port() -> int:
+    """A TCP port that is free on the loopback interface right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def tiny_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """config.json, kokoro-v1_0.pth and voices/*.pt of a tiny Kokoro with random weights."""
+    return write_random_kokoro(tmp_path_factory.mktemp("tiny-kokoro"), size="tiny")
+
+
+@dataclass
+class Stack:
+    """A running ``pattern-tts serve``: where to reach it and where its log goes."""
+
+    gateway_url: str  # http://127.0.0.1:PORT
+    triton_http_url: str  # 127.0.0.1:PORT (tritonclient style)
+    metrics_url: str  # http://127.0.0.1:PORT/metrics
+    weights_dir: Path
+    log_path: Path
+    process: subprocess.Popen[bytes]
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def stack_env(cache_dir: Path, **settings: object) -> dict[str, str]:
+    """The environment for a pattern-tts process under test: offline, its own cache dir."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
+    env.update(HF_HUB_OFFLINE="1", PATTERN_TTS_CACHE_DIR=str(cache_dir), PYTHONUNBUFFERED="1")
+    env.update({f"PATTERN_TTS_{k.upper()}": str(v) for k, v in settings.items()})
+    return env
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail early (with the log's tail) if ``process`` exits."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            pytest.fail(f"process exited with {process.returncode} before {url} was up:\n{tail}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"{url} not ready after {timeout_s} s")
+
+
+def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """SIGTERM, then SIGKILL the whole process group if it does not exit in time."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+def start_pattern_tts(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    with log_path.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "pattern_tts", *args],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+@pytest.fixture(scope="session")
+def stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``pattern-tts serve`` on the tiny model, ready; stopped (and its log checked) at the end."""
+    work = tmp_path_factory.mktemp("stack")
+    gateway, http, grpc, metrics = (free_port() for _ in range(4))
+    log_path = work / "serve.log"
+    env = stack_env(
+        work / "cache",
+        # A longer batching window than production makes batch formation in tests deterministic.
+        max_queue_delay_us=20000,
+        max_input_chars=30000,
+    )
+    process = start_pattern_tts(
+        [
+            "serve",
+            f"--weights={tiny_weights_dir}",
+            f"--port={gateway}",
+            f"--triton-http-port={http}",
+            f"--triton-grpc-port={grpc}",
+            f"--triton-metrics-port={metrics}",
+        ],
+        env,
+        log_path,
+    )
+    running = Stack(
+        gateway_url=f"http://127.0.0.1:{gateway}",
+        triton_http_url=f"127.0.0.1:{http}",
+        metrics_url=f"http://127.0.0.1:{metrics}/metrics",
+        weights_dir=tiny_weights_dir,
+        log_path=log_path,
+        process=process,
+    )
+    try:
+        wait_for(f"{running.gateway_url}/ready", process, log_path, STARTUP_TIMEOUT_S)
+        yield running
+    finally:
+        stop_process(process)
+    log = running.log_text()
+    assert process.returncode == 0, f"serve exited with {process.returncode}:\n{log[-3000:]}"
+    assert "Traceback" not in log, f"a traceback was logged:\n{log[log.index('Traceback') - 500:][:4000]}"
