@@ -29,8 +29,8 @@ MODEL_ALIASES: frozenset[str] = frozenset(
     }
 )
 # Language codes accepted in `lang`: those the `g2p` model speaks (Kokoro's American and British
-# English), plus a few common spellings.
-LANG_CODES: frozenset[str] = frozenset("ab")
+# English, Japanese), plus a few common spellings.
+LANG_CODES: frozenset[str] = frozenset("abj")
 LANG_ALIASES: dict[str, str] = {
     "en": "a",
     "en-us": "a",
@@ -39,6 +39,11 @@ LANG_ALIASES: dict[str, str] = {
     "en-gb": "b",
     "en_gb": "b",
     "british": "b",
+    "ja": "j",
+    "ja-jp": "j",
+    "ja_jp": "j",
+    "jp": "j",
+    "japanese": "j",
 }
 
 
@@ -76,7 +81,7 @@ def _lang_code(value: Any) -> Any:
     if code not in LANG_CODES:
         raise ValueError(
             f"unknown language {value!r}; use a Kokoro language code: a (American English), "
-            "b (British English)"
+            "b (British English), j (Japanese)"
         )
     return code
 
@@ -116,8 +121,8 @@ class SpeechRequest(BaseModel):
     # --- extensions --------------------------------------------------------------------------
     lang: Annotated[str | None, BeforeValidator(_lang_code)] = Field(
         default=None,
-        description="Extension: Kokoro language code for G2P (`a` American, `b` British English). "
-        "Default: from the voice name's first letter.",
+        description="Extension: Kokoro language code for G2P (`a` American, `b` British English, "
+        "`j` Japanese). Default: from the voice name's first letter (`jf_alpha`: `j`).",
     )
     input_type: Annotated[InputType, BeforeValidator(_lower)] = Field(
         default="text",
@@ -140,7 +145,7 @@ class PhonemizeRequest(BaseModel):
 
     input: str = Field(description="Text to convert to Kokoro phonemes.")
     lang: Annotated[str, BeforeValidator(_lang_code)] = Field(
-        default="a", description="Kokoro language code (`a` American, `b` British English)."
+        default="a", description="Kokoro language code (`a` American, `b` British English, `j` Japanese)."
     )
 
 

@@ -174,8 +174,9 @@ class SpeechService:
             return voice.lang_code
         raise BadRequest(
             f"Voice {req.voice!r} is {LANGUAGES.get(voice.lang_code, voice.lang_code)}; text-to-phoneme "
-            "conversion here reads English only: send `lang` (a: American, b: British English) "
-            "to read English text with it, or send phonemes with `input_type: phonemes`.",
+            "conversion here reads English and Japanese only: send `lang` (a: American, b: British "
+            "English, j: Japanese) to read such text with it, or send phonemes with "
+            "`input_type: phonemes`.",
             param="voice",
             code="unsupported_language",
         )

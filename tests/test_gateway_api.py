@@ -290,6 +290,13 @@ def test_phonemize_and_synthesise_from_phonemes(http: httpx.Client, reference: n
     assert len(samples) == len(reference)  # the same phonemes as the text: the same audio
 
 
+def test_phonemize_japanese(http: httpx.Client) -> None:
+    """The g2p model reads Japanese (lang j): misaki's phonemes, one chunk per sentence group."""
+    r = http.post("/v1/audio/phonemize", json={"input": "こんにちは。今日の説明を始めます。", "lang": "ja"})
+    assert r.status_code == 200, r.text
+    assert r.json()["phonemes"] == "koɲɲiʨiβa. kʲoː no seʦɨmeː o haʥimemasɨ."
+
+
 def test_speed_changes_duration(http: httpx.Client, reference: np.ndarray) -> None:
     body = {"input": TEXT, "voice": "af_heart", "response_format": "pcm", "speed": 2.0}
     assert len(http.post("/v1/audio/speech", json=body).content) / 2 < len(reference)

@@ -17,9 +17,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from gateway.app import create_app
+from gateway.errors import APIError
 from pattern_tts.settings import Settings
 
-VOICES = ["af_bella", "af_sarah", "af_heart", "af_sky", "am_adam", "bf_emma", "jf_alpha"]
+VOICES = ["af_bella", "af_sarah", "af_heart", "af_sky", "am_adam", "bf_emma", "jf_alpha", "zf_xiaobei"]
 
 
 def _closed_port() -> int:
@@ -219,16 +220,38 @@ def test_authorization_header_is_ignored(client: TestClient) -> None:
 
 
 def test_voice_of_a_language_g2p_cannot_read(client: TestClient) -> None:
-    r = client.post("/v1/audio/speech", json={"input": "Hi.", "voice": "jf_alpha"})
+    r = client.post("/v1/audio/speech", json={"input": "Hi.", "voice": "zf_xiaobei"})
     assert r.status_code == 400
     err = _is_openai_error(r.json())
-    assert err["param"] == "voice" and "Japanese" in err["message"]
+    assert err["param"] == "voice" and "Mandarin Chinese" in err["message"]
     # With an explicit lang it reads English text (here: reaches Triton, which is down).
-    r = client.post("/v1/audio/speech", json={"input": "Hi.", "voice": "jf_alpha", "lang": "a"})
+    r = client.post("/v1/audio/speech", json={"input": "Hi.", "voice": "zf_xiaobei", "lang": "a"})
     assert r.status_code == 503
     # Raw phonemes need no G2P.
-    body = {"input": "haɪ", "voice": "jf_alpha", "input_type": "phonemes"}
+    body = {"input": "haɪ", "voice": "zf_xiaobei", "input_type": "phonemes"}
     assert client.post("/v1/audio/speech", json=body).status_code == 503
+
+
+def test_japanese_voice_reads_japanese_by_default(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    langs: list[str] = []
+
+    async def g2p(self: object, text: str, lang: str = "a") -> list[object]:
+        langs.append(lang)
+        raise APIError("Triton is down", 503)
+
+    monkeypatch.setattr("gateway.triton.TritonClient.g2p", g2p)
+    for body in (
+        {"input": "こんにちは。", "voice": "jf_alpha"},
+        {"input": "こんにちは。", "voice": "jf_alpha", "lang": "ja"},
+        {"input": "Hello.", "voice": "jf_alpha", "lang": "a"},  # English text with a Japanese voice
+        {"input": "こんにちは。", "voice": "af_bella", "lang": "j"},
+    ):
+        assert client.post("/v1/audio/speech", json=body).status_code == 503
+    assert langs == ["j", "j", "a", "j"]
+    r = client.post("/v1/audio/phonemize", json={"input": "こんにちは。", "lang": "japanese"})
+    assert (r.status_code, langs[-1]) == (503, "j")
 
 
 def test_unexpected_error_is_500_in_openai_shape_and_one_log_line(

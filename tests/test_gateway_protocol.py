@@ -104,6 +104,9 @@ def test_phonemize_request() -> None:
     r = PhonemizeRequest.model_validate({"input": "Hello", "lang": "b"})
     assert r.lang == "b"
     assert PhonemizeRequest.model_validate({"input": "x"}).lang == "a"
+    for lang in ("j", "ja", "JA-JP", "japanese"):
+        assert PhonemizeRequest.model_validate({"input": "x", "lang": lang}).lang == "j"
+        assert _req(lang=lang).lang == "j"
 
 
 def test_split_phonemes_respects_limit_and_keeps_everything() -> None:

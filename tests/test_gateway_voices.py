@@ -124,6 +124,7 @@ def test_lang_code_of_resolved_voice(catalogue: VoiceCatalogue) -> None:
     assert catalogue.resolve("bf_emma").lang_code == "b"
     assert catalogue.resolve("af").lang_code == "a"
     assert catalogue.resolve("fable").lang_code == "b"
+    assert catalogue.resolve("jf_alpha").lang_code == "j"
 
 
 def test_without_voices_dir_lists_kokoro_v1_voices() -> None:

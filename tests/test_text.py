@@ -126,10 +126,11 @@ def test_espeak_fallback_for_unknown_words(raw_us: Phonemizer) -> None:
 
 
 def test_langs_and_aliases() -> None:
-    assert SUPPORTED_LANGS == ("a", "b")
+    assert SUPPORTED_LANGS == ("a", "b", "j")
     assert resolve_lang(None) == "a" and resolve_lang("en-GB") == "b" and resolve_lang(" B ") == "b"
+    assert resolve_lang("ja") == "j"
     with pytest.raises(ValueError, match="unsupported lang"):
-        resolve_lang("j")
+        resolve_lang("z")
     us, gb = Phonemizer(KOKORO_VOCAB, "a"), Phonemizer(KOKORO_VOCAB, "b")
     assert us.phonemize("I can't dance, tomato.") != gb.phonemize("I can't dance, tomato.")
 

@@ -1,4 +1,4 @@
-"""Text to Kokoro phonemes, offline: normalisation, misaki G2P, vocabulary filter and chunking.
+"""Text to Kokoro phonemes, offline: normalisation, misaki G2P (English, Japanese), vocab filter, chunking.
 
 >>> from pattern_tts.text import Phonemizer
 >>> [c.to_dict() for c in Phonemizer(vocab).chunks("Hi there.")]  # doctest: +SKIP
@@ -7,6 +7,7 @@
 
 from .chunking import PHONEME_LIMIT, Chunk, Word, split_phonemes
 from .g2p import SUPPORTED_LANGS, Phonemizer, resolve_lang
+from .japanese import JapaneseUnavailable
 from .normalization import normalize, normalize_text
 from .vocab import VocabFilter, load_vocab
 
@@ -14,6 +15,7 @@ __all__ = [
     "PHONEME_LIMIT",
     "SUPPORTED_LANGS",
     "Chunk",
+    "JapaneseUnavailable",
     "Phonemizer",
     "VocabFilter",
     "Word",

@@ -1,4 +1,8 @@
-"""Text -> Kokoro phoneme chunks with word positions: normalise, misaki G2P, vocabulary filter, chunk."""
+"""Text -> Kokoro phoneme chunks with word positions: normalise, misaki G2P, vocabulary filter, chunk.
+
+Languages: ``a``/``b`` (American/British English: misaki's English G2P with spaCy and espeak-ng) and
+``j`` (Japanese: misaki's cutlet G2P on fugashi + unidic-lite, loaded on first use).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,14 @@ from collections.abc import Mapping
 from misaki.en import LINK_REGEX
 
 from .chunking import PHONEME_LIMIT, Chunk, Token, chunk_tokens, is_spoken
+from .japanese import japanese_g2p
 from .normalization import normalize
 from .offline_spacy import english_g2p
 from .spans import Edit, OffsetMap
 from .vocab import VocabFilter
 
-SUPPORTED_LANGS = ("a", "b")  # American and British English, as in Kokoro's KPipeline
-LANG_ALIASES = {"en-us": "a", "en-gb": "b", "en": "a"}
+SUPPORTED_LANGS = ("a", "b", "j")  # American and British English, Japanese (Kokoro's lang codes)
+LANG_ALIASES = {"en-us": "a", "en-gb": "b", "en": "a", "ja": "j", "ja-jp": "j", "jp": "j"}
 _PARAGRAPH = re.compile(r"[^\n]+")  # KPipeline splits its input at r"\n+"
 
 _locks = {lang: threading.Lock() for lang in SUPPORTED_LANGS}
@@ -63,11 +68,13 @@ def locate(text: str, token: str, cursor: int) -> tuple[int, int]:
 
 
 class Phonemizer:
-    """English text to Kokoro phoneme chunks, the way Kokoro's KPipeline phonemizes and chunks it.
+    """Text to Kokoro phoneme chunks, the way Kokoro's KPipeline phonemizes and chunks English text.
 
     ``vocab`` is the weights' ``config.json`` vocabulary; symbols outside it are replaced or dropped.
     ``None`` keeps misaki's symbols as they are. The misaki G2P is built once per language and shared
-    by all instances.
+    by all instances. Japanese (``j``) is chunked the same way: paragraphs, then at most ``limit``
+    phonemes cut after a sentence end (``。！？`` read as ``.!?``) where possible.
+    ``JapaneseUnavailable`` (an ImportError) when ``lang`` is ``j`` and its packages are missing.
     """
 
     def __init__(self, vocab: Mapping[str, int] | None = None, lang: str = "a", limit: int = PHONEME_LIMIT):
@@ -75,10 +82,16 @@ class Phonemizer:
         self.british = self.lang == "b"
         self.limit = limit
         self.filter = VocabFilter(vocab)
-        self._g2p = english_g2p(self.british)
+        if self.lang == "j":
+            self._japanese = japanese_g2p()
+        else:
+            self._g2p = english_g2p(self.british)
 
     def tokens(self, text: str, offset: int = 0) -> list[Token]:
         """G2P tokens of one paragraph, with spans into the caller's text (``text`` starts at ``offset``)."""
+        if self.lang == "j":
+            with _locks[self.lang]:
+                return self._japanese.tokens(text, self.filter.symbol, offset)
         normalized = normalize(text, british=self.british)
         plain = _strip_links(normalized.text)
         with _locks[self.lang]:

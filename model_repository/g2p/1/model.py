@@ -10,7 +10,9 @@ import time
 import numpy as np
 import triton_python_backend_utils as pb_utils
 
-from pattern_tts.text import SUPPORTED_LANGS, Phonemizer, load_vocab, resolve_lang
+from pattern_tts.text import SUPPORTED_LANGS, JapaneseUnavailable, Phonemizer, load_vocab, resolve_lang
+
+WARMUP = {"j": "準備完了。"}  # first call per language loads lazily built tables
 
 
 class BadRequest(ValueError):
@@ -50,18 +52,30 @@ class TritonPythonModel:
             vocab = None
             pb_utils.Logger.log_warn("g2p: no weights_dir parameter, phonemes are not filtered to a vocab")
         start = time.perf_counter()
-        self.phonemizers = {lang: Phonemizer(vocab, lang) for lang in SUPPORTED_LANGS}
-        for phonemizer in self.phonemizers.values():
-            phonemizer.chunks("Ready.")
+        self.phonemizers: dict[str, Phonemizer] = {}
+        self.unavailable: dict[str, str] = {}
+        for lang in SUPPORTED_LANGS:
+            try:
+                self.phonemizers[lang] = Phonemizer(vocab, lang)
+            except JapaneseUnavailable as exc:  # an image without the Japanese dictionary: English only
+                self.unavailable[lang] = str(exc)
+                pb_utils.Logger.log_warn(f"g2p: lang {lang} unavailable: {exc}")
+                continue
+            self.phonemizers[lang].chunks(WARMUP.get(lang, "Ready."))
         pb_utils.Logger.log_info(
-            f"g2p: ready, langs {','.join(SUPPORTED_LANGS)}, loaded in {time.perf_counter() - start:.1f} s"
+            f"g2p: ready, langs {','.join(self.phonemizers)}, loaded in {time.perf_counter() - start:.1f} s"
         )
 
     def _chunks(self, text: str, lang: str) -> str:
         try:
-            phonemizer = self.phonemizers[resolve_lang(lang)]
+            code = resolve_lang(lang)
         except ValueError as exc:
             raise BadRequest(str(exc)) from None
+        phonemizer = self.phonemizers.get(code)
+        if phonemizer is None:
+            raise BadRequest(
+                f"lang {code!r} is not installed on this server: {self.unavailable.get(code, '')}"
+            )
         return json.dumps([c.to_dict() for c in phonemizer.chunks(text)], ensure_ascii=False)
 
     def _infer(self, request: "pb_utils.InferenceRequest") -> "pb_utils.Tensor":

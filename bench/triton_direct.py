@@ -1,0 +1,130 @@
+"""Triton alone: direct kokoro calls (tritonclient) and perf_analyzer runs with corpus phonemes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import tritonclient.http as httpclient
+
+SAMPLE_RATE = 24_000
+
+
+def _bytes(name: str, value: str) -> httpclient.InferInput:
+    tensor = httpclient.InferInput(name, [1, 1], "BYTES")
+    tensor.set_data_from_numpy(np.array([[value.encode("utf-8")]], dtype=np.object_))
+    return tensor
+
+
+def synthesize(client: httpclient.InferenceServerClient, phonemes: str, voice: str, seed: int = 0) -> float:
+    """One kokoro inference, as the gateway sends it; returns seconds of audio."""
+    seed_in = httpclient.InferInput("seed", [1, 1], "INT64")
+    seed_in.set_data_from_numpy(np.array([[seed]], np.int64))
+    result = client.infer(
+        "kokoro",
+        [_bytes("phonemes", phonemes), _bytes("voice", voice), seed_in],
+        outputs=[httpclient.InferRequestedOutput("waveform", binary_data=True)],
+    )
+    return float(result.as_numpy("waveform").size) / SAMPLE_RATE
+
+
+def timed(client: httpclient.InferenceServerClient, phonemes: str, voice: str) -> tuple[float, float]:
+    """(latency seconds, audio seconds) of one direct call."""
+    start = time.perf_counter()
+    audio = synthesize(client, phonemes, voice)
+    return time.perf_counter() - start, audio
+
+
+def perf_analyzer_binary() -> Path | None:
+    """``perf_analyzer`` from the tritonclient 2.51.0 wheel (installed next to the venv's python)."""
+    candidate = Path(sys.executable).parent / "perf_analyzer"
+    return candidate if candidate.is_file() else None
+
+
+def perf_env() -> dict[str, str]:
+    """LD_LIBRARY_PATH with libcudart.so.12 from PyPI nvidia-cuda-runtime-cu12 (perf_analyzer links it)."""
+    env = dict(os.environ)
+    try:
+        import nvidia.cuda_runtime  # type: ignore[import-not-found]
+
+        lib = str(Path(next(iter(nvidia.cuda_runtime.__path__))) / "lib")
+        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, env.get("LD_LIBRARY_PATH", "")) if p)
+    except ImportError:
+        pass
+    return env
+
+
+def write_input_data(path: Path, phonemes: list[str], voice: str) -> Path:
+    """perf_analyzer ``--input-data`` JSON: one entry per phoneme chunk, all with ``voice``."""
+    data = [
+        {"phonemes": {"content": [p], "shape": [1]}, "voice": {"content": [voice], "shape": [1]}}
+        for p in phonemes
+    ]
+    path.write_text(json.dumps({"data": data}, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def kokoro_counters(metrics_url: str) -> tuple[float, float]:
+    """(successful requests, executions) of the kokoro model from Triton's metrics."""
+    text = httpx.get(metrics_url, timeout=5).text
+
+    def value(metric: str) -> float:
+        m = re.search(rf'^{metric}\{{[^}}]*model="kokoro"[^}}]*\}} ([0-9.e+]+)', text, re.M)
+        return float(m.group(1)) if m else 0.0
+
+    return value("nv_inference_request_success"), value("nv_inference_exec_count")
+
+
+def perf_analyzer(
+    binary: Path,
+    url: str,
+    metrics_url: str,
+    input_data: Path,
+    concurrency: int,
+    request_count: int,
+    workdir: Path,
+    timeout_s: float = 900,
+) -> dict[str, Any]:
+    """One perf_analyzer measurement of exactly ``request_count`` requests at ``concurrency``."""
+    report = workdir / f"perf_c{concurrency}.csv"
+    args = [
+        str(binary), "-m", "kokoro", "-u", url, "-i", "http", "-b", "1",
+        f"--input-data={input_data}", f"--concurrency-range={concurrency}",
+        f"--request-count={request_count}", f"--max-threads={max(16, concurrency)}",
+        "-f", str(report),
+    ]  # fmt: skip
+    before = kokoro_counters(metrics_url)
+    start = time.perf_counter()
+    proc = subprocess.run(args, env=perf_env(), capture_output=True, text=True, timeout=timeout_s, check=False)
+    wall = time.perf_counter() - start
+    after = kokoro_counters(metrics_url)
+    out: dict[str, Any] = {"concurrency": concurrency, "requests": request_count, "rc": proc.returncode,
+                           "wall_s": round(wall, 2), "command": " ".join(args)}  # fmt: skip
+    requests, executions = after[0] - before[0], after[1] - before[1]
+    out["server_requests"] = requests
+    out["server_executions"] = executions
+    out["mean_batch"] = round(requests / executions, 2) if executions else None
+    if proc.returncode != 0 or not report.is_file():
+        out["error"] = (proc.stdout + proc.stderr)[-1500:]
+        return out
+    with report.open() as handle:
+        row = next(csv.DictReader(handle))
+    us = 1e-6
+    out.update(
+        infer_per_s=float(row["Inferences/Second"]),
+        latency_p50_s=round(float(row["p50 latency"]) * us, 3),
+        latency_p95_s=round(float(row["p95 latency"]) * us, 3),
+        latency_p99_s=round(float(row["p99 latency"]) * us, 3),
+        server_queue_s=round(float(row["Server Queue"]) * us, 3),
+        server_compute_s=round(float(row["Server Compute Infer"]) * us, 3),
+    )
+    return out

@@ -1,0 +1,150 @@
+"""The kokoro model in a real tritonserver: dynamic batches form, results match batch-1, and a bad
+request fails alone."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import httpx
+import numpy as np
+import pytest
+import tritonclient.http as httpclient
+import tritonclient.http.aio as aioclient
+from tritonclient.utils import InferenceServerException
+
+from tests.conftest import Stack
+
+# Phonemes of very different lengths (Kokoro's symbols), as the g2p model would produce them.
+PHONEMES = [
+    "hˈI",
+    "ðə kwˈɪk bɹˈWn fˈɑks.",
+    "ʤˈʌmps ˌOvəɹ ðə lˈAzi dˈɔɡ, ænd ɹˈʌnz əwˈA.",
+    "wˌʌns əpˌɑn ə tˈIm, ðɛɹ wʌz ə lˈɪtᵊl ɡˈɜɹl hˌu lˈɪvd ɪn ə vˈɪlɪʤ nˌɪɹ ðə fˈɔɹəst.",
+    "ɪt wʌz ðə bˈɛst ʌv tˈImz.",
+    "ˈɔl hjˈumən bˈiɪŋz ɑɹ bˈɔɹn fɹˈi ænd ˈikwəl ɪn dˈɪɡnᵻti ænd ɹˈIts.",
+    "jˈɛs.",
+    "kˈɔl mˌi ˈɪʃmeɪl. sˌʌm jˈɪɹz əɡˈO, nˈɛvəɹ mˈIndhWlˈɔŋ pɹəsˈIsli.",
+]
+VOICES = ["af_heart", "am_adam", "af_bella+af_sky", "bf_emma", "af_sky", "am_echo", "af_nova", "bm_george"]
+MATCH_SNR_DB = 30.0
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    error = float(np.sum((reference - other) ** 2))
+    return 10 * np.log10(float(np.sum(reference**2)) / max(error, 1e-20))
+
+
+def metric(text: str, name: str, model: str) -> float:
+    pattern = rf'^{name}{{[^}}]*model="{model}"[^}}]*}} ([0-9.e+]+)$'
+    return sum(float(m) for m in re.findall(pattern, text, flags=re.MULTILINE))
+
+
+def kokoro_inputs(phonemes: str, voice: str, seed: int = 0) -> list[httpclient.InferInput]:
+    inputs = [
+        httpclient.InferInput("phonemes", [1, 1], "BYTES"),
+        httpclient.InferInput("voice", [1, 1], "BYTES"),
+        httpclient.InferInput("seed", [1, 1], "INT64"),
+    ]
+    inputs[0].set_data_from_numpy(np.array([[phonemes.encode()]], dtype=np.object_))
+    inputs[1].set_data_from_numpy(np.array([[voice.encode()]], dtype=np.object_))
+    inputs[2].set_data_from_numpy(np.array([[seed]], dtype=np.int64))
+    return inputs
+
+
+def batch_stats(stack: Stack) -> tuple[float, float]:
+    text = httpx.get(stack.metrics_url).text
+    return (
+        metric(text, "nv_inference_request_success", "kokoro"),
+        metric(text, "nv_inference_exec_count", "kokoro"),
+    )
+
+
+async def infer_concurrently(url: str, requests: list[tuple[str, str, int]]) -> list:
+    client = aioclient.InferenceServerClient(url)
+    try:
+        tasks = [client.infer("kokoro", kokoro_inputs(p, v, s)) for p, v, s in requests]
+        return await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        await client.close()
+
+
+def test_concurrent_requests_form_batches_and_match_batch1(stack: Stack) -> None:
+    client = httpclient.InferenceServerClient(stack.triton_http_url)
+    requests = [(p, v, 100 + i) for i, (p, v) in enumerate(zip(PHONEMES, VOICES, strict=True))]
+    alone = [client.infer("kokoro", kokoro_inputs(*r)) for r in requests]  # one at a time
+
+    before = batch_stats(stack)
+    together = asyncio.run(infer_concurrently(stack.triton_http_url, requests))
+    after = batch_stats(stack)
+
+    served, executions = after[0] - before[0], after[1] - before[1]
+    assert served == len(requests)
+    assert executions < served, f"{served} requests in {executions} executions: no batch formed"
+    for (phonemes, _, _), single, batched in zip(requests, alone, together, strict=True):
+        assert not isinstance(batched, Exception), batched
+        durations = single.as_numpy("durations")[0]
+        assert len(durations) == len(phonemes) + 2
+        np.testing.assert_array_equal(batched.as_numpy("durations")[0], durations)
+        wave, wave_batched = single.as_numpy("waveform")[0], batched.as_numpy("waveform")[0]
+        assert len(wave) == durations.sum() * 600
+        assert wave_batched.shape == wave.shape
+        assert snr_db(wave, wave_batched) >= MATCH_SNR_DB
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (("hˈI", "no_such_voice"), "unknown voice 'no_such_voice'"),
+        (("", "af_heart"), "phonemes are empty"),
+        (("ə" * 511, "af_heart"), "more than the limit of 510"),
+    ],
+    ids=["unknown-voice", "empty", "too-long"],
+)
+def test_bad_request_fails_alone_in_its_batch(stack: Stack, bad: tuple[str, str], message: str) -> None:
+    requests = [(PHONEMES[i], VOICES[i], i) for i in range(1, 5)]
+    requests.insert(2, (*bad, 0))
+    before = batch_stats(stack)
+    results = asyncio.run(infer_concurrently(stack.triton_http_url, requests))
+    after = batch_stats(stack)
+
+    assert after[1] - before[1] < len(requests), "the bad request was not batched with the others"
+    error = results.pop(2)
+    assert isinstance(error, InferenceServerException)
+    assert message in error.message()
+    for result in results:
+        assert not isinstance(result, Exception), result
+        assert result.as_numpy("waveform").size > 0
+
+
+def test_gateway_requests_batch_and_match_their_solo_output(stack: Stack) -> None:
+    """8 concurrent multi-sentence requests through the gateway: fewer Triton executions than
+    kokoro requests, and each response is what the same request gets alone."""
+    texts = [
+        f"Sentence one of request {n}. A second sentence follows here. And a third one ends it."
+        for n in range(8)
+    ]
+
+    def body(text: str) -> dict[str, str]:
+        return {"model": "tts-1", "input": text, "voice": "af_heart", "response_format": "pcm"}
+
+    with httpx.Client(base_url=stack.gateway_url, timeout=300) as client:
+        solo = [client.post("/v1/audio/speech", json=body(t)).content for t in texts]
+
+    async def together() -> list[bytes]:
+        async with httpx.AsyncClient(base_url=stack.gateway_url, timeout=300) as client:
+            responses = await asyncio.gather(*(client.post("/v1/audio/speech", json=body(t)) for t in texts))
+        assert all(r.status_code == 200 for r in responses)
+        return [r.content for r in responses]
+
+    before = batch_stats(stack)
+    concurrent = asyncio.run(together())
+    after = batch_stats(stack)
+    served, executions = after[0] - before[0], after[1] - before[1]
+    assert served >= len(texts) * 2  # several chunks per request
+    assert executions < served / 2, f"{served} kokoro requests in {executions} executions"
+    for alone, batched in zip(solo, concurrent, strict=True):
+        a = np.frombuffer(alone, dtype="<i2").astype(np.float32)
+        b = np.frombuffer(batched, dtype="<i2").astype(np.float32)
+        assert a.shape == b.shape and a.size > 0
+        assert snr_db(a, b) >= MATCH_SNR_DB
