@@ -1,4 +1,4 @@
-"""The serialized baseline: one ``kokoro.KModel``, one request at a time behind a lock, ``KPipeline`` chunking.
+"""The serialized baseline: one ``kokoro.KModel``, one request at a time, ``KPipeline`` chunking.
 
     .venv/bin/python -m bench.baseline_server --weights DIR --port PORT [--threads N]
 
@@ -62,7 +62,9 @@ def offline_english_g2p() -> Iterator[None]:
 
 def build_pipeline(weights: Path) -> KPipeline:
     """One KModel (eager fp32, as shipped) inside a KPipeline for American English."""
-    model = KModel(repo_id=REPO_ID, config=str(weights / "config.json"), model=str(weights / "kokoro-v1_0.pth"))
+    model = KModel(
+        repo_id=REPO_ID, config=str(weights / "config.json"), model=str(weights / "kokoro-v1_0.pth")
+    )
     model = model.to("cpu").eval()
     with offline_english_g2p():
         return KPipeline(lang_code="a", repo_id=REPO_ID, model=model)
@@ -72,10 +74,13 @@ def wav_header() -> bytes:
     """A streaming WAV header (16-bit mono 24 kHz, unknown length)."""
     size = 0xFFFFFFFF
     return (
-        b"RIFF" + struct.pack("<I", size) + b"WAVEfmt "
+        b"RIFF"
+        + struct.pack("<I", size)
+        + b"WAVEfmt "
         + struct.pack("<IHHIIHH", 16, 1, 1, SAMPLE_RATE, SAMPLE_RATE * 2, 2, 16)
-        + b"data" + struct.pack("<I", size - 36)
-    )  # fmt: skip
+        + b"data"
+        + struct.pack("<I", size - 36)
+    )
 
 
 def to_pcm(audio: torch.Tensor) -> bytes:
@@ -127,7 +132,9 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipeline = build_pipeline(args.weights)
-    uvicorn.run(create_app(pipeline, args.weights / "voices"), host="127.0.0.1", port=args.port, log_level="warning")
+    uvicorn.run(
+        create_app(pipeline, args.weights / "voices"), host="127.0.0.1", port=args.port, log_level="warning"
+    )
 
 
 if __name__ == "__main__":

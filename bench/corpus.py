@@ -96,7 +96,10 @@ def mixed(n: int, max_words: int = MAX_WORDS) -> list[Sentence]:
 if __name__ == "__main__":
     all_sentences = sentences()
     lengths = sorted(s.words for s in all_sentences)
-    print(f"{len(all_sentences)} sentences, words min {lengths[0]} median {lengths[len(lengths) // 2]} max {lengths[-1]}")
+    print(
+        f"{len(all_sentences)} sentences, words min {lengths[0]} "
+        f"median {lengths[len(lengths) // 2]} max {lengths[-1]}"
+    )
     for s in all_sentences:
         print(f"{s.words:3d}  {s.text[:100]}")
     print("100-word request:", len(request_100_words().split()), "words")

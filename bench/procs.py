@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -149,9 +150,73 @@ class RssMonitor:
         self._thread.join()
         self.sample()
 
-    def result(self) -> dict[str, object]:
+    def result(self) -> dict[str, Any]:
         mib = 1024 * 1024
         return {
             "peak_total_mib": round(self.peak_total / mib, 1),
             "peak_by_role_mib": {k: round(v / mib, 1) for k, v in sorted(self.peak_by_role.items())},
+        }
+
+
+def _busy(times: Any) -> float:
+    return float(times.user + times.system + getattr(times, "nice", 0.0) + getattr(times, "irq", 0.0)
+                 + getattr(times, "softirq", 0.0))  # fmt: skip
+
+
+class CpuWatch:
+    """CPU seconds used on the machine during a phase by processes outside this benchmark's tree.
+
+    Other sessions share the cores; a phase measured while they were busy is flagged in the report.
+    """
+
+    def __init__(self, interval_s: float = 0.5) -> None:
+        self.me = psutil.Process()
+        self.interval_s = interval_s
+        self._ours: dict[int, float] = {}
+        self._ours_total = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _sample_ours(self) -> None:
+        procs = [self.me]
+        with contextlib.suppress(psutil.NoSuchProcess):
+            procs += self.me.children(recursive=True)
+        for proc in procs:
+            try:
+                t = proc.cpu_times()
+            except (psutil.NoSuchProcess, psutil.AccessDenied):
+                continue
+            used = t.user + t.system
+            self._ours_total += max(
+                0.0, used - self._ours.get(proc.pid, used if proc.pid in self._ours else 0.0)
+            )
+            self._ours[proc.pid] = used
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval_s):
+            self._sample_ours()
+
+    def __enter__(self) -> CpuWatch:
+        self._sample_ours()
+        self._ours_total = 0.0
+        self._start_busy = _busy(psutil.cpu_times())
+        self._start_wall = time.monotonic()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample_ours()
+        self.wall_s = time.monotonic() - self._start_wall
+        self.busy_s = _busy(psutil.cpu_times()) - self._start_busy
+
+    def result(self) -> dict[str, Any]:
+        cpus = psutil.cpu_count() or 1
+        foreign = max(0.0, self.busy_s - self._ours_total)
+        return {
+            "wall_s": round(self.wall_s, 1),
+            "ours_cpu_s": round(self._ours_total, 1),
+            "foreign_cpu_s": round(foreign, 1),
+            "foreign_share": round(foreign / (self.wall_s * cpus), 3) if self.wall_s else 0.0,
         }

@@ -72,8 +72,14 @@ class Workload:
     short: list[Sentence]
 
     def body(self, text: str, response_format: str = "pcm", **extra: Any) -> dict[str, Any]:
-        return {"model": "kokoro", "input": text, "voice": self.voice, "response_format": response_format,
-                "lang": "a", **extra}  # fmt: skip
+        return {
+            "model": "kokoro",
+            "input": text,
+            "voice": self.voice,
+            "response_format": response_format,
+            "lang": "a",
+            **extra,
+        }
 
     def bodies(self, items: list[Sentence]) -> list[tuple[dict[str, Any], int]]:
         return [(self.body(s.text), s.words) for s in items]
@@ -113,8 +119,10 @@ def make_workload(plan: Plan, weights: Path, voice: str) -> Workload:
     config = json.loads((weights / "config.json").read_text())
     phonemizer = Phonemizer(config.get("vocab"))
     c1 = corpus.mixed(plan.c1_sentences, max_words=20 if plan.quick else corpus.MAX_WORDS)
-    levels = {c: corpus.mixed(n, max_words=20 if plan.quick else corpus.MAX_WORDS)
-              for c, n in plan.level_requests.items()}  # fmt: skip
+    levels = {
+        c: corpus.mixed(n, max_words=20 if plan.quick else corpus.MAX_WORDS)
+        for c, n in plan.level_requests.items()
+    }
     short = [s for s in corpus.sentences() if s.words <= 8][: plan.overhead_pairs]
     texts = {s.text for s in [*c1, *short, *(s for v in levels.values() for s in v)]}
     phonemes = {t: [c.phonemes for c in phonemizer.chunks(t)] for t in texts}
@@ -132,8 +140,11 @@ def http_suite(url: str, work: Workload, plan: Plan, levels: tuple[int, ...]) ->
         log(f"  concurrency {c}: {len(items)} requests")
         out["levels"][str(c)] = loadgen.run(speech, work.bodies(items), c)
         lv = out["levels"][str(c)]
-        log(f"    {lv['audio_s_per_wall_s']} audio s/s, p50 {lv['latency_p50_s']} s, p95 {lv['latency_p95_s']} s, "
-            f"failed {lv['failed']}")  # fmt: skip
+        log(
+            f"    {lv['audio_s_per_wall_s']} audio s/s, p50 {lv['latency_p50_s']} s, "
+            f"p95 {lv['latency_p95_s']} s, "
+            f"failed {lv['failed']}"
+        )
     if 1 in levels:
         words = len(work.text_100.split())
         full = loadgen.run(speech, [(work.body(work.text_100, "wav"), words)], 1)
@@ -171,9 +182,10 @@ def run_baseline(work: Workload, plan: Plan, weights: Path, tmp: Path) -> dict[s
         try:
             procs.wait_ready(f"http://127.0.0.1:{port}/ready", process, log_path, 600)
             out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1)}
-            with procs.RssMonitor(process.pid) as rss:
+            with procs.RssMonitor(process.pid) as rss, procs.CpuWatch() as cpu:
                 out.update(http_suite(f"http://127.0.0.1:{port}", work, plan, plan.levels))
             out["rss"] = rss.result()
+            out["machine_load"] = cpu.result()
         finally:
             procs.stop(process)
     out["failed"] = failed_total(out)
@@ -192,20 +204,31 @@ def run_peer(work: Workload, plan: Plan) -> dict[str, Any]:
         out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1), "voice": "jf_alpha"}
         peer.request(work.phonemes[work.c1[0].text])  # warm-up
         records = []
-        t0 = time.perf_counter()
-        for s in work.c1:
-            r = peer.request(work.phonemes[s.text])
-            records.append(loadgen.Record(s.words, 0.0, r["ttfb_s"], r["latency_s"], r["audio_s"], 200))
-        out["levels"] = {"1": loadgen.summarize(records, time.perf_counter() - t0, 1)}
         from pattern_tts.text.g2p import Phonemizer
 
         chunks = [c.phonemes for c in Phonemizer(peer.vocab).chunks(work.text_100)]
-        r = peer.request(chunks)
-        out["request_100_words"] = {"non_streamed_s": round(r["latency_s"], 3),
-                                    "streamed_ttfb_s": round(r["ttfb_s"], 3), "audio_s": round(r["audio_s"], 3)}  # fmt: skip
-        out["rss"] = {"peak_total_mib": round(psutil.Process().memory_info().rss / 2**20, 1), "note": "bench process"}
+        with procs.CpuWatch() as cpu:
+            t0 = time.perf_counter()
+            for s in work.c1:
+                r = peer.request(work.phonemes[s.text])
+                records.append(loadgen.Record(s.words, 0.0, r["ttfb_s"], r["latency_s"], r["audio_s"], 200))
+            out["levels"] = {"1": loadgen.summarize(records, time.perf_counter() - t0, 1)}
+            r = peer.request(chunks)
+        out["machine_load"] = cpu.result()
+        out["request_100_words"] = {
+            "non_streamed_s": round(r["latency_s"], 3),
+            "streamed_ttfb_s": round(r["ttfb_s"], 3),
+            "audio_s": round(r["audio_s"], 3),
+        }
+        out["rss"] = {
+            "peak_total_mib": round(psutil.Process().memory_info().rss / 2**20, 1),
+            "note": "bench process",
+        }
     lv = out["levels"]["1"]
-    log(f"  peer c=1: RTF {lv['rtf']}, {lv['audio_s_per_wall_s']} audio s/s; 100 words {out['request_100_words']}")
+    log(
+        f"  peer c=1: RTF {lv['rtf']}, {lv['audio_s_per_wall_s']} audio s/s; "
+        f"100 words {out['request_100_words']}"
+    )
     out["failed"] = 0
     return out
 
@@ -258,13 +281,20 @@ def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bo
         log(f"stack (dynamic batching {name}): gateway :{gateway}, triton :{http}")
         start = time.perf_counter()
         process = procs.start(
-            procs.python_module("pattern_tts", "serve", f"--weights={weights}", f"--port={gateway}",
-                                f"--triton-http-port={http}", f"--triton-grpc-port={grpc}",
-                                f"--triton-metrics-port={metrics}"),
-            env, log_path,
-        )  # fmt: skip
+            procs.python_module(
+                "pattern_tts",
+                "serve",
+                f"--weights={weights}",
+                f"--port={gateway}",
+                f"--triton-http-port={http}",
+                f"--triton-grpc-port={grpc}",
+                f"--triton-metrics-port={metrics}",
+            ),
+            env,
+            log_path,
+        )
         try:
-            with procs.RssMonitor(process.pid) as rss:
+            with procs.RssMonitor(process.pid) as rss, procs.CpuWatch() as cpu:
                 procs.wait_ready(f"{url}/ready", process, log_path, 1200)
                 out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1)}
                 log(f"  ready after {out['startup_s']} s")
@@ -278,6 +308,7 @@ def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bo
                     log(f"  gateway overhead p50 {out['overhead']['overhead_p50_ms']} ms")
                 out["perf"] = run_perf(work, plan, http, metrics, tmp / f"perf-{name}")
             out["rss"] = rss.result()
+            out["machine_load"] = cpu.result()
             log(f"  peak RSS {out['rss']['peak_total_mib']} MiB")
         finally:
             procs.stop(process)
@@ -301,15 +332,20 @@ def run_perf(work: Workload, plan: Plan, http: int, metrics: int, workdir: Path)
             binary, f"127.0.0.1:{http}", f"http://127.0.0.1:{metrics}/metrics", data, c, n, workdir
         )
         out.append(result)
-        log(f"  perf_analyzer c={c}: {result.get('infer_per_s')} infer/s, p95 {result.get('latency_p95_s')} s, "
-            f"mean batch {result.get('mean_batch')}, rc {result['rc']}")  # fmt: skip
+        log(
+            f"  perf_analyzer c={c}: {result.get('infer_per_s')} infer/s, "
+            f"p95 {result.get('latency_p95_s')} s, "
+            f"mean batch {result.get('mean_batch')}, rc {result['rc']}"
+        )
     return out
 
 
 # --- main ------------------------------------------------------------------------------------------
 def git_state() -> dict[str, Any]:
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
+        ).stdout.strip()
 
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
 
@@ -326,9 +362,15 @@ def machine() -> dict[str, Any]:
     from pattern_tts.cpu import cpu_quota
 
     flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
-    return {"cpus": os.cpu_count(), "cpu_quota": cpu_quota(), "cpu_model": model,
-            "avx512_bf16": "avx512_bf16" in flags, "amx_bf16": "amx_bf16" in flags, "python": platform.python_version(),
-            "memory_gib": round(psutil.virtual_memory().total / 2**30, 1)}  # fmt: skip
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_quota": cpu_quota(),
+        "cpu_model": model,
+        "avx512_bf16": "avx512_bf16" in flags,
+        "amx_bf16": "amx_bf16" in flags,
+        "python": platform.python_version(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

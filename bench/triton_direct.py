@@ -97,18 +97,36 @@ def perf_analyzer(
     """One perf_analyzer measurement of exactly ``request_count`` requests at ``concurrency``."""
     report = workdir / f"perf_c{concurrency}.csv"
     args = [
-        str(binary), "-m", "kokoro", "-u", url, "-i", "http", "-b", "1",
-        f"--input-data={input_data}", f"--concurrency-range={concurrency}",
-        f"--request-count={request_count}", f"--max-threads={max(16, concurrency)}",
-        "-f", str(report),
-    ]  # fmt: skip
+        str(binary),
+        "-m",
+        "kokoro",
+        "-u",
+        url,
+        "-i",
+        "http",
+        "-b",
+        "1",
+        f"--input-data={input_data}",
+        f"--concurrency-range={concurrency}",
+        f"--request-count={request_count}",
+        f"--max-threads={max(16, concurrency)}",
+        "-f",
+        str(report),
+    ]
     before = kokoro_counters(metrics_url)
     start = time.perf_counter()
-    proc = subprocess.run(args, env=perf_env(), capture_output=True, text=True, timeout=timeout_s, check=False)
+    proc = subprocess.run(
+        args, env=perf_env(), capture_output=True, text=True, timeout=timeout_s, check=False
+    )
     wall = time.perf_counter() - start
     after = kokoro_counters(metrics_url)
-    out: dict[str, Any] = {"concurrency": concurrency, "requests": request_count, "rc": proc.returncode,
-                           "wall_s": round(wall, 2), "command": " ".join(args)}  # fmt: skip
+    out: dict[str, Any] = {
+        "concurrency": concurrency,
+        "requests": request_count,
+        "rc": proc.returncode,
+        "wall_s": round(wall, 2),
+        "command": " ".join(args),
+    }
     requests, executions = after[0] - before[0], after[1] - before[1]
     out["server_requests"] = requests
     out["server_executions"] = executions

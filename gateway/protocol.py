@@ -122,7 +122,8 @@ class SpeechRequest(BaseModel):
     lang: Annotated[str | None, BeforeValidator(_lang_code)] = Field(
         default=None,
         description="Extension: Kokoro language code for G2P (`a` American, `b` British English, "
-        "`j` Japanese). Default: from the voice name's first letter (`jf_alpha`: `j`).",
+        "`j` Japanese). Default: from the voice name's first letter (`jf_alpha`: `j`; a Japanese "
+        "voice reads text without kana or kanji as American English).",
     )
     input_type: Annotated[InputType, BeforeValidator(_lower)] = Field(
         default="text",

@@ -44,6 +44,10 @@ SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
 LEAD_MIN_PHONEMES = 24
 _SENTENCE_END = re.compile(r"[.!?…]+[\"”')\]]*(?=\s)")
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
+# Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
+_JAPANESE_SCRIPT = re.compile(
+    r"[\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f]"
+)
 
 
 def split_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
@@ -167,9 +171,15 @@ class SpeechService:
 
     @staticmethod
     def g2p_lang(req: SpeechRequest, voice: ResolvedVoice) -> str:
-        """`lang`, else the voice's language; a 400 for a voice whose language G2P cannot read."""
+        """`lang`, else the voice's language; a 400 for a voice whose language G2P cannot read.
+
+        A Japanese voice given text without any Japanese script (kana, kanji) reads it as American
+        English: the packaged Kokoro weights have Japanese voices only.
+        """
         if req.lang:
             return req.lang
+        if voice.lang_code == "j" and not _JAPANESE_SCRIPT.search(req.input):
+            return "a"
         if voice.lang_code in LANG_CODES:
             return voice.lang_code
         raise BadRequest(

@@ -246,10 +246,13 @@ def test_japanese_voice_reads_japanese_by_default(
         {"input": "こんにちは。", "voice": "jf_alpha"},
         {"input": "こんにちは。", "voice": "jf_alpha", "lang": "ja"},
         {"input": "Hello.", "voice": "jf_alpha", "lang": "a"},  # English text with a Japanese voice
+        {"input": "Hello.", "voice": "jf_alpha"},  # no kana or kanji: read as English
+        {"input": "Hello.", "voice": "jf_alpha", "lang": "j"},  # unless asked
+        {"input": "ｶﾀｶﾅ", "voice": "jf_alpha"},
         {"input": "こんにちは。", "voice": "af_bella", "lang": "j"},
     ):
         assert client.post("/v1/audio/speech", json=body).status_code == 503
-    assert langs == ["j", "j", "a", "j"]
+    assert langs == ["j", "j", "a", "a", "j", "j", "j"]
     r = client.post("/v1/audio/phonemize", json={"input": "こんにちは。", "lang": "japanese"})
     assert (r.status_code, langs[-1]) == (503, "j")
 

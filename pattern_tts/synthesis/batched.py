@@ -83,10 +83,22 @@ def _lengths_mask(lengths: Tensor, size: int) -> Tensor:
 
 
 class BatchedKokoro:
-    """Runs ``KModel``'s modules on a padded batch. Stateless apart from the model."""
+    """Runs ``KModel``'s modules on a padded batch. Stateless apart from the model.
 
-    def __init__(self, model: KModel) -> None:
+    Fast path (both off by default): ``compile=True`` runs the decoder's core (decoder blocks and
+    the generator's upsampling stack, everything between the source/STFT and the inverse STFT)
+    through ``torch.compile`` with dynamic batch and time sizes; ``autocast_dtype`` runs that core
+    under autocast (bfloat16 / float16). Source, STFT and inverse STFT always run in float32.
+    """
+
+    def __init__(
+        self, model: KModel, compile: bool = False, autocast_dtype: torch.dtype | None = None
+    ) -> None:
         self.model = model
+        self.autocast_dtype = autocast_dtype
+        self._core = self._decoder_core
+        if compile:
+            self._core = torch.compile(self._decoder_core, dynamic=True, fullgraph=True)
 
     @property
     def device(self) -> torch.device:
@@ -241,10 +253,36 @@ class BatchedKokoro:
     # decoder
     # ----------------------------------------------------------------------------------------
     def _decoder(self, dec: Decoder, enc: Encoded) -> Tensor:
-        asr, s = enc.asr, enc.style
-        mask = _lengths_mask(enc.frames, asr.shape[-1])
-        f0 = dec.F0_conv(enc.f0.unsqueeze(1)) * mask
-        n = dec.N_conv(enc.noise.unsqueeze(1)) * mask
+        gen = dec.generator
+        har = self._harmonics(gen, enc.f0, enc.frames, enc.seeds)
+        dtype = self.autocast_dtype
+        with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
+            spec, phase, rate = self._core(dec, enc.asr, enc.f0, enc.noise, enc.style, enc.frames, har)
+        return self._istft(gen, spec.float(), phase.float(), rate)
+
+    def _harmonics(self, gen: Generator, f0_curve: Tensor, frames: Tensor, seeds: Tensor) -> Tensor:
+        """The generator's harmonic source as STFT magnitude and phase: [B, n_fft + 2, K]."""
+        samples = frames * SAMPLES_PER_FRAME
+        f0 = gen.f0_upsamp(f0_curve[:, None]).transpose(1, 2)  # [B, 600 Fmax, 1]
+        har_source = self._source(gen, f0, samples, seeds)  # [B, 600 Fmax]
+        stft_frames = samples // gen.stft.hop_length + 1
+        spec, phase = self._stft(gen, har_source, samples)
+        return torch.cat([spec, phase], dim=1) * _lengths_mask(stft_frames, spec.shape[-1])
+
+    def _decoder_core(
+        self,
+        dec: Decoder,
+        asr: Tensor,
+        f0_curve: Tensor,
+        noise_curve: Tensor,
+        s: Tensor,
+        frames: Tensor,
+        har: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Decoder blocks + generator upsampling -> (magnitude, phase, STFT frames per item)."""
+        mask = _lengths_mask(frames, asr.shape[-1])
+        f0 = dec.F0_conv(f0_curve.unsqueeze(1)) * mask
+        n = dec.N_conv(noise_curve.unsqueeze(1)) * mask
         x = torch.cat([asr, f0, n], dim=1)
         x, x_mask = self._adain_resblk(dec.encode, x, s, mask)
         asr_res = dec.asr_res(asr) * mask
@@ -255,19 +293,12 @@ class BatchedKokoro:
             x, x_mask = self._adain_resblk(block, x, s, x_mask)
             if block.upsample_type != "none":
                 res = False
-        return self._generator(dec.generator, x, s, enc.f0, enc.frames, enc.seeds)
+        return self._generator(dec.generator, x, s, frames, har)
 
     def _generator(
-        self, gen: Generator, x: Tensor, s: Tensor, f0_curve: Tensor, frames: Tensor, seeds: Tensor
-    ) -> Tensor:
-        """iSTFTNet generator: x [B, C, 2Fmax] -> audio [B, 600 Fmax]."""
-        samples = frames * SAMPLES_PER_FRAME
-        f0 = gen.f0_upsamp(f0_curve[:, None]).transpose(1, 2)  # [B, 600 Fmax, 1]
-        har_source = self._source(gen, f0, samples, seeds)  # [B, 600 Fmax]
-        stft_frames = samples // gen.stft.hop_length + 1
-        spec, phase = self._stft(gen, har_source, samples)
-        har = torch.cat([spec, phase], dim=1) * _lengths_mask(stft_frames, spec.shape[-1])
-
+        self, gen: Generator, x: Tensor, s: Tensor, frames: Tensor, har: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """iSTFTNet generator's upsampling stack: x [B, C, 2Fmax] -> magnitude, phase, frames."""
         rate = 2 * frames  # generator input frames
         for i in range(gen.num_upsamples):
             x = F.leaky_relu(x, negative_slope=0.1)
@@ -275,7 +306,7 @@ class BatchedKokoro:
             last = i == gen.num_upsamples - 1
             if last:
                 rate = rate + 1  # the reflection pad below adds one frame at the start
-            x_source = gen.noise_convs[i](har)
+            x_source = gen.noise_convs[i](har.to(x.dtype))
             mask = _lengths_mask(rate, x_source.shape[-1])
             x_source = self._adain_resblock1(gen.noise_res[i], x_source * mask, s, mask)
             x = gen.ups[i](x)
@@ -291,7 +322,7 @@ class BatchedKokoro:
         n_bins = gen.post_n_fft // 2 + 1
         spec = torch.exp(x[:, :n_bins, :]) * mask
         phase = torch.sin(x[:, n_bins:, :])
-        return self._istft(gen, spec, phase, rate)
+        return spec, phase, rate
 
     @staticmethod
     def _source(gen: Generator, f0: Tensor, samples: Tensor, seeds: Tensor) -> Tensor:

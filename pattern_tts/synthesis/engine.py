@@ -6,7 +6,9 @@ Language-blind like Kokoro's ``KModel``: it takes phonemes, never text.
 from __future__ import annotations
 
 import json
+import logging
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,12 +21,18 @@ from pattern_tts.synthesis.batched import (
     BatchOutput,
     fold_weight_norm,
 )
+from pattern_tts.synthesis.fastpath import Precision, autocast_dtype, configure_compile_cache
 from pattern_tts.voice_spec import VoiceSpecError, parse_voice_spec
 
 REPO_ID = "hexgrad/Kokoro-82M"
 WEIGHTS_FILE = "kokoro-v1_0.pth"
 MAX_PHONEMES = 510  # Kokoro's context is 512 tokens, two of them boundary tokens
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
+# Warm-up inputs: two lengths (and, with a batched decoder, two batch sizes) so that the compiled
+# decoder has seen dynamic sizes before the first request and does not recompile for it.
+WARMUP_PHONEMES = ("hˈɛlO wˈɜɹld.", "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ.")
+
+log = logging.getLogger(__name__)
 
 
 class RequestError(ValueError):
@@ -75,13 +83,20 @@ class VoiceStore:
 
 
 class KokoroEngine:
-    """Kokoro weights, voices and the batched forward pass."""
+    """Kokoro weights, voices and the batched forward pass.
+
+    ``compile`` and ``precision`` select the fast path (pattern_tts/synthesis/fastpath.py); the
+    defaults here are the plain float32 eager path. Call :meth:`warmup` before serving.
+    """
 
     def __init__(
         self,
         weights_dir: Path,
         device: str = "cpu",
         batch_decoder: bool | None = None,
+        compile: bool = False,
+        precision: Precision = "fp32",
+        compile_cache_dir: Path | None = None,
     ) -> None:
         self.device = torch.device(device)
         config_path = weights_dir / "config.json"
@@ -95,9 +110,29 @@ class KokoroEngine:
         self.model = model.to(self.device)
         self.vocab: dict[str, int] = model.vocab
         self.voices = VoiceStore(weights_dir / "voices", self.device)
-        self.batched = BatchedKokoro(self.model)
-        # On CPU, running the iSTFTNet decoder one item at a time measured faster than batching it.
+        if compile:
+            configure_compile_cache(compile_cache_dir)
+        self.compile = compile
+        self.autocast_dtype = autocast_dtype(precision, self.device)
+        self.batched = BatchedKokoro(self.model, compile=compile, autocast_dtype=self.autocast_dtype)
+        # On CPU, running the iSTFTNet decoder one item at a time measured faster than batching it
+        # (its activations of a batch outgrow the CPU caches; see docs in bench/fastpath.py).
         self.batch_decoder = self.device.type != "cpu" if batch_decoder is None else batch_decoder
+
+    def warmup(self) -> float:
+        """Run the warm-up inputs (compiling the fast path if on); returns the seconds it took."""
+        start = time.perf_counter()
+        voice = next(iter(self.voices.names()), None)
+        if voice is None:
+            return 0.0
+        items = [self.prepare(SynthesisRequest(p, voice)) for p in WARMUP_PHONEMES]
+        for item in items:
+            self.synthesize([item])
+        if self.batch_decoder:
+            self.synthesize(items)
+        elapsed = time.perf_counter() - start
+        log.info("kokoro warm-up took %.1f s (compile=%s)", elapsed, self.compile)
+        return elapsed
 
     def prepare(self, request: SynthesisRequest) -> BatchItem:
         """Validate one request and turn it into a batch item; raises ``RequestError``."""

@@ -1,0 +1,477 @@
+"""Turn a results dict into targets (PASS/MISS), Markdown tables, a PNG plot and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
+COMMAND = ".venv/bin/python -m bench.run"
+# "never slower" is checked with this much measurement noise allowed (2 cores, a handful of requests).
+NOISE = 0.05
+
+INTRO = f"""# Benchmarks
+
+**Run everything:** `{COMMAND}` (about 20 minutes on 2 cores; `--quick`: a few minutes, concurrency 1
+and 4 only). It writes `bench/results/<date>.json` and `.png` and rewrites this file. Needs the `bench`
+packages (`psutil`, `matplotlib`, `nvidia-cuda-runtime-cu12` for perf_analyzer's `libcudart.so.12`,
+`tritonclient==2.51.0` for the `perf_analyzer` binary) and Debian's `libb64-0d`. Timed phases hold
+`/tmp/pattern-tts-bench.lock` (flock) so that benchmarks sharing the machine do not overlap.
+
+What runs, in one process, on the same machine, one system at a time:
+
+- **baseline**: the serialized design of the most used Kokoro server (`bench/baseline_server.py`): one
+  stock eager fp32 `kokoro.KModel`, every request behind one lock, Kokoro's own `KPipeline` chunking,
+  served over HTTP with the same `/v1/audio/speech` body; streams audio segment by segment.
+- **peer**: onnxruntime on the packaged int8 Kokoro v1.0 ONNX model (what kokoro-onnx servers run), one
+  request at a time, timed in-process (no HTTP, so slightly flattered).
+- **stack**: `python -m pattern_tts serve` (Triton 2.51 python backend + gateway) through the gateway,
+  with dynamic batching **on** (defaults) and **off** (`PATTERN_TTS_MAX_BATCH_SIZE=1`,
+  `PATTERN_TTS_MAX_QUEUE_DELAY_US=0`).
+- **Triton alone**: direct `tritonclient` calls at concurrency 1, and `perf_analyzer` (from the
+  `tritonclient` 2.51.0 wheel) with corpus phonemes as `--input-data` at each concurrency, exactly N
+  requests per level (`--request-count`).
+
+Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 words, and a 100-word
+request). Concurrency 1 uses sentences spread over the length range; higher concurrency uses a
+mixed-length set (short and long interleaved), one sentence per request, closed loop. All HTTP
+responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end).
+RTF = sum of request latencies / seconds of audio at concurrency 1 (lower is better). Peak RSS is the
+sampled peak of the sum over the whole process tree (launcher, tritonserver, python stubs, gateway).
+"""
+
+
+def _get(d: dict[str, Any] | None, *path: str) -> Any:
+    for key in path:
+        if not isinstance(d, dict) or key not in d:
+            return None
+        d = d[key]
+    return d
+
+
+def top_level(results: dict[str, Any]) -> str | None:
+    levels = _get(results, "stack_on", "levels") or _get(results, "baseline", "levels") or {}
+    return max(levels, key=int) if levels else None
+
+
+def _status(value: float | None, limit: float, smaller_is_better: bool = True) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "N/A"
+    ok = value <= limit if smaller_is_better else value >= limit
+    return "PASS" if ok else "MISS"
+
+
+def batching_ratios(results: dict[str, Any]) -> list[tuple[str, float]]:
+    """(where, on/off throughput) for every perf level and gateway level measured both ways."""
+    out = []
+    on_perf = {p["concurrency"]: p for p in _get(results, "stack_on", "perf") or [] if "infer_per_s" in p}
+    for p in _get(results, "stack_off", "perf") or []:
+        c = p.get("concurrency")
+        if c in on_perf and p.get("infer_per_s"):
+            out.append((f"perf_analyzer c={c}", on_perf[c]["infer_per_s"] / p["infer_per_s"]))
+    on_gw = _get(results, "stack_on", "levels") or {}
+    for c, lv in (_get(results, "stack_off", "levels") or {}).items():
+        if c in on_gw and lv.get("audio_s_per_wall_s"):
+            out.append((f"gateway c={c}", on_gw[c]["audio_s_per_wall_s"] / lv["audio_s_per_wall_s"]))
+    return out
+
+
+def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 6's targets, each with this stack's figure, the baseline's, and PASS/MISS."""
+    on, base = results.get("stack_on") or {}, results.get("baseline") or {}
+    top = top_level(results)
+    quick = results.get("mode") == "quick"
+    top_note = f" (measured at c={top}{', quick mode' if quick else ''})" if top and top != "16" else ""
+    rows: list[dict[str, Any]] = []
+
+    def add(name: str, limit: str, stack: Any, baseline: Any, status: str, note: str = "") -> None:
+        rows.append(
+            {
+                "target": name,
+                "limit": limit,
+                "stack": stack,
+                "baseline": baseline,
+                "status": status,
+                "note": note,
+            }
+        )
+
+    rtf = _get(on, "levels", "1", "rtf")
+    add(
+        "RTF at concurrency 1",
+        "<= 0.12",
+        rtf,
+        _get(base, "levels", "1", "rtf"),
+        _status(rtf, 0.12),
+        f"Triton alone: {_get(on, 'direct', 'rtf')}; peer (int8 onnxruntime): "
+        f"{_get(results, 'peer', 'levels', '1', 'rtf')}",
+    )
+    full = _get(on, "request_100_words", "non_streamed_s")
+    add(
+        "100-word request, non-streamed",
+        "<= 5 s",
+        full,
+        _get(base, "request_100_words", "non_streamed_s"),
+        _status(full, 5.0),
+        f"peer: {_get(results, 'peer', 'request_100_words', 'non_streamed_s')} s",
+    )
+    ttfb = _get(on, "request_100_words", "streamed_ttfb_s")
+    add(
+        "100-word request, streamed: first audio byte",
+        "<= 0.5 s",
+        ttfb,
+        _get(base, "request_100_words", "streamed_ttfb_s"),
+        _status(ttfb, 0.5),
+    )
+    if top:
+        thr = _get(on, "levels", top, "audio_s_per_wall_s")
+        base_thr = _get(base, "levels", top, "audio_s_per_wall_s")
+        ratio = round(thr / base_thr, 2) if thr and base_thr else None
+        add(
+            f"Throughput at c=16, mixed lengths, vs baseline{top_note}",
+            ">= 2.5x",
+            f"{thr} audio s/s ({ratio}x)",
+            f"{base_thr} audio s/s",
+            _status(ratio, 2.5, smaller_is_better=False),
+        )
+        p95 = _get(on, "levels", top, "latency_p95_s")
+        add(
+            f"p95 latency of a one-sentence request at c=16{top_note}",
+            "<= 3 s",
+            p95,
+            _get(base, "levels", top, "latency_p95_s"),
+            _status(p95, 3.0),
+        )
+    failed = sum(_get(results, k, "failed") or 0 for k in ("stack_on", "stack_off"))
+    add(
+        "Failed requests (stack, all runs)",
+        "0",
+        failed,
+        _get(base, "failed"),
+        "PASS" if failed == 0 else "MISS",
+    )
+    ratios = batching_ratios(results)
+    worst = min(ratios, key=lambda r: r[1]) if ratios else None
+    add(
+        "Dynamic batching on never slower than off",
+        f"on/off >= {1 - NOISE:.2f} everywhere",
+        f"worst {worst[0]}: {worst[1]:.2f}x" if worst else None,
+        "n/a",
+        _status(worst[1] if worst else None, 1 - NOISE, smaller_is_better=False),
+        "; ".join(f"{w}: {r:.2f}x" for w, r in ratios),
+    )
+    rss = max((_get(results, k, "rss", "peak_total_mib") or 0 for k in ("stack_on", "stack_off")), default=0)
+    add(
+        "Peak RSS of the whole stack",
+        "<= 2048 MiB",
+        rss or None,
+        _get(base, "rss", "peak_total_mib"),
+        _status(rss or None, 2048),
+        "sum of RSS over the process tree (shared pages counted per process)",
+    )
+    ovh = _get(on, "overhead", "overhead_p50_ms")
+    add(
+        "Gateway overhead, p50 per request",
+        "<= 5 ms",
+        ovh,
+        "n/a (no separate gateway)",
+        _status(ovh, 5.0),
+        f"gateway {_get(on, 'overhead', 'gateway_p50_s')} s vs "
+        f"direct {_get(on, 'overhead', 'direct_p50_s')} s, "
+        "same phonemes, pcm",
+    )
+    return rows
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "nan" if math.isnan(value) else f"{value:.3g}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def perf_audio_per_entry(results: dict[str, Any]) -> float | None:
+    """Mean seconds of audio per perf_analyzer input entry (direct Triton calls on the same chunks)."""
+    audio = _get(results, "stack_on", "direct", "audio_s")
+    entries = len(_get(results, "workload", "perf_entries_chars") or [])
+    return audio / entries if audio and entries else None
+
+
+def level_rows(results: dict[str, Any]) -> list[list[Any]]:
+    systems = [
+        ("baseline (serialized, HTTP)", "baseline"),
+        ("peer: onnxruntime int8 (in-process)", "peer"),
+        ("stack via gateway, batching on", "stack_on"),
+        ("stack via gateway, batching off", "stack_off"),
+    ]
+    rows = []
+    for label, key in systems:
+        for c, lv in sorted((_get(results, key, "levels") or {}).items(), key=lambda kv: int(kv[0])):
+            rows.append(
+                [
+                    label,
+                    c,
+                    lv["requests"],
+                    lv["audio_s_per_wall_s"],
+                    lv["rtf"] if c == "1" else None,
+                    lv["latency_p50_s"],
+                    lv["latency_p95_s"],
+                    lv["latency_p99_s"],
+                    lv["ttfb_p50_s"],
+                    lv["failed"],
+                ]
+            )
+    direct = _get(results, "stack_on", "direct")
+    if direct:
+        rows.append(
+            [
+                "Triton alone (tritonclient)",
+                "1",
+                direct["requests"],
+                direct["audio_s_per_wall_s"],
+                direct["rtf"],
+                direct["latency_p50_s"],
+                direct["latency_p95_s"],
+                direct["latency_p99_s"],
+                None,
+                direct["failed"],
+            ]
+        )
+    return rows
+
+
+def perf_rows(results: dict[str, Any]) -> list[list[Any]]:
+    per_entry = perf_audio_per_entry(results)
+    rows = []
+    for key, label in (("stack_on", "on"), ("stack_off", "off")):
+        for p in _get(results, key, "perf") or []:
+            ips = p.get("infer_per_s")
+            rows.append(
+                [
+                    label,
+                    p.get("concurrency"),
+                    p.get("requests"),
+                    ips,
+                    round(ips * per_entry, 2) if ips and per_entry else None,
+                    p.get("latency_p50_s"),
+                    p.get("latency_p95_s"),
+                    p.get("latency_p99_s"),
+                    p.get("mean_batch"),
+                    "ok" if not p.get("rc") else f"rc {p.get('rc')}",
+                ]
+            )
+    return rows
+
+
+def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) -> str:
+    """The results section of BENCHMARKS.md."""
+    rel = lambda p: p.relative_to(ROOT) if p.is_relative_to(ROOT) else p  # noqa: E731
+    m = results.get("machine", {})
+    git = results.get("git", {})
+    parts = [INTRO, f"## Latest run: {results['date']} ({results['mode']} mode)\n"]
+    parts.append(
+        f"- Weights: **{results['weights']['kind']}**; voice `{results['voice']}`\n"
+        f"- Machine: {m.get('cpus')} CPUs ({m.get('cpu_model')}), CPU quota {m.get('cpu_quota')}, "
+        f"{m.get('memory_gib')} GiB, AVX-512 BF16 {m.get('avx512_bf16')}, AMX {m.get('amx_bf16')}; no GPU\n"
+        f"- Code: commit `{git.get('commit')}`{' + uncommitted changes' if git.get('dirty') else ''}; "
+        f"run took {results.get('elapsed_s')} s\n"
+        f"- Raw results: `{rel(json_path)}`\n"
+    )
+    loads = {
+        k: _get(results, k, "machine_load", "foreign_share")
+        for k in ("baseline", "peer", "stack_on", "stack_off")
+    }
+    loads = {k: v for k, v in loads.items() if v is not None}
+    if loads:
+        busy = {k: v for k, v in loads.items() if v > 0.1}
+        parts.append(
+            "- Other load during each phase (CPU share of processes outside the benchmark): "
+            + ", ".join(f"{k} {v:.0%}" for k, v in loads.items())
+            + (
+                " - **the machine was shared during this run; absolute figures are pessimistic**"
+                if busy
+                else ""
+            )
+            + "\n"
+        )
+    parts.append("### Targets (issue 6), baseline in the same run\n")
+    parts.append(
+        _table(
+            ["target", "limit", "this stack", "baseline", "status", "note"],
+            [
+                [t["target"], t["limit"], t["stack"], t["baseline"], f"**{t['status']}**", t["note"]]
+                for t in results.get("targets", [])
+            ],
+        )
+    )
+    parts.append("\n### End to end, by concurrency\n")
+    parts.append(
+        _table(
+            [
+                "system",
+                "conc.",
+                "requests",
+                "audio s / wall s",
+                "RTF",
+                "p50 s",
+                "p95 s",
+                "p99 s",
+                "first byte p50 s",
+                "failed",
+            ],
+            level_rows(results),
+        )
+    )
+    parts.append("\n### Triton alone: perf_analyzer, dynamic batching on vs off\n")
+    parts.append(
+        "Audio s / wall s is estimated as inferences/s x mean audio per input entry (measured by the "
+        "direct calls on the same phonemes). Mean batch = requests / executions from Triton's metrics.\n"
+    )
+    parts.append(
+        _table(
+            [
+                "batching",
+                "conc.",
+                "requests",
+                "infer/s",
+                "audio s / wall s (est.)",
+                "p50 s",
+                "p95 s",
+                "p99 s",
+                "mean batch",
+                "result",
+            ],
+            perf_rows(results),
+        )
+    )
+    parts.append("\n### 100-word request, concurrency 1\n")
+    rows = []
+    for label, key in (("baseline", "baseline"), ("peer (in-process)", "peer"), ("stack", "stack_on")):
+        r = _get(results, key, "request_100_words")
+        if r:
+            rows.append([label, r.get("non_streamed_s"), r.get("streamed_ttfb_s"), r.get("audio_s")])
+    parts.append(_table(["system", "non-streamed s", "streamed first byte s", "audio s"], rows))
+    parts.append("\n### Memory, startup, overhead\n")
+    rows = []
+    for label, key in (
+        ("baseline", "baseline"),
+        ("stack, batching on", "stack_on"),
+        ("stack, batching off", "stack_off"),
+    ):
+        sec = results.get(key) or {}
+        roles = _get(sec, "rss", "peak_by_role_mib") or {}
+        rows.append(
+            [
+                label,
+                _get(sec, "rss", "peak_total_mib"),
+                ", ".join(f"{k} {v}" for k, v in roles.items()),
+                sec.get("startup_s"),
+                sec.get("warmup_latency_s"),
+            ]
+        )
+    parts.append(
+        _table(["system", "peak RSS MiB", "peak by process MiB", "startup s", "first request s"], rows)
+    )
+    ovh = _get(results, "stack_on", "overhead")
+    if ovh:
+        parts.append(
+            f"\nGateway overhead: {ovh['pairs']} interleaved pairs of short sentences as phonemes "
+            f"(`input_type: phonemes`, pcm) vs the same kokoro call direct: p50 of the differences "
+            f"**{ovh['overhead_p50_ms']} ms** (gateway p50 {ovh['gateway_p50_s']} s, direct "
+            f"{ovh['direct_p50_s']} s; differences {ovh['diffs_ms']} ms).\n"
+        )
+    if png_path is not None:
+        parts.append(f"\n![throughput and latency by concurrency]({rel(png_path)})\n")
+    peer = results.get("peer") or {}
+    if "skipped" in peer:
+        parts.append(f"\nPeer skipped: {peer['skipped']}.\n")
+    parts.append("\nNo GPU was measured in this run (none on this machine).\n")
+    return "\n".join(parts)
+
+
+def plot(results: dict[str, Any], path: Path) -> Path | None:
+    """Audio seconds per wall second and p95 latency against concurrency, one line per system."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib not installed: no plot", file=sys.stderr)
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    per_entry = perf_audio_per_entry(results)
+    lines: list[tuple[str, list[int], list[float], list[float]]] = []
+    for key, label in (
+        ("baseline", "baseline (serialized)"),
+        ("stack_on", "stack, batching on"),
+        ("stack_off", "stack, batching off"),
+        ("peer", "peer int8 ORT (c=1)"),
+    ):
+        levels = sorted((_get(results, key, "levels") or {}).items(), key=lambda kv: int(kv[0]))
+        if levels:
+            lines.append(
+                (
+                    label,
+                    [int(c) for c, _ in levels],
+                    [lv["audio_s_per_wall_s"] for _, lv in levels],
+                    [lv["latency_p95_s"] for _, lv in levels],
+                )
+            )
+    for key, label in (("stack_on", "Triton alone, on"), ("stack_off", "Triton alone, off")):
+        perf = [p for p in _get(results, key, "perf") or [] if p.get("infer_per_s")]
+        if perf and per_entry:
+            lines.append(
+                (
+                    label,
+                    [p["concurrency"] for p in perf],
+                    [p["infer_per_s"] * per_entry for p in perf],
+                    [p["latency_p95_s"] for p in perf],
+                )
+            )
+    for label, xs, thr, p95 in lines:
+        style = "--" if "Triton" in label else "-"
+        ax1.plot(xs, thr, style, marker="o", label=label)
+        ax2.plot(xs, p95, style, marker="o", label=label)
+    for ax, title in ((ax1, "audio seconds per wall second"), (ax2, "p95 latency (s)")):
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("concurrency")
+        ax.set_title(title)
+        ax.grid(True, alpha=0.3)
+    ax2.set_yscale("log")
+    ax1.legend(fontsize=8)
+    fig.suptitle(
+        f"pattern-tts vs serialized Kokoro, {results.get('machine', {}).get('cpus')} CPUs, "
+        f"{results['weights']['kind'].split(':')[0]} weights ({results['mode']})",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_benchmarks_md(text: str) -> None:
+    BENCHMARKS_MD.write_text(text.rstrip() + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    # Re-render from a results file: python -m bench.report bench/results/<date>.json
+    src = Path(sys.argv[1])
+    data = json.loads(src.read_text())
+    data["targets"] = targets(data)
+    png = plot(data, src.with_suffix(".png"))
+    md = markdown(data, src.resolve(), png.resolve() if png else None)
+    print(md)
+    write_benchmarks_md(md)

@@ -1,0 +1,94 @@
+"""The ``pattern-tts`` command: clear one-line failures, and Triton and the gateway run apart (as the
+two containers of a pod) with /ready following Triton's model state."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import free_port, stack_env, start_pattern_tts, stop_process, wait_for
+
+
+def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pattern_tts", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def assert_one_line_failure(result: subprocess.CompletedProcess[str], expected: str) -> None:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("pattern-tts: ") and expected in last, last
+
+
+def test_serve_without_usable_weights_says_why(tmp_path: Path) -> None:
+    result = run_cli(["serve", f"--weights={tmp_path / 'missing'}"], stack_env(tmp_path / "cache"))
+    assert_one_line_failure(result, "no usable Kokoro weights")
+    assert result.returncode == 2
+
+
+def test_serve_exits_with_the_reason_when_the_model_cannot_load(
+    tiny_weights_dir: Path, tmp_path: Path
+) -> None:
+    broken = tmp_path / "weights"
+    shutil.copytree(tiny_weights_dir, broken)
+    (broken / "kokoro-v1_0.pth").write_bytes(b"not a torch file" * 4096)
+    args = [
+        "serve",
+        f"--weights={broken}",
+        f"--port={free_port()}",
+        f"--triton-http-port={free_port()}",
+        f"--triton-grpc-port={free_port()}",
+        f"--triton-metrics-port={free_port()}",
+    ]
+    result = run_cli(args, stack_env(tmp_path / "cache"))
+    assert_one_line_failure(result, "failed to load 'kokoro'")
+
+
+def test_gateway_and_triton_as_separate_processes(tiny_weights_dir: Path, tmp_path: Path) -> None:
+    gateway_port, http, grpc, metrics = (free_port() for _ in range(4))
+    env = stack_env(
+        tmp_path / "cache",
+        weights_dir=tiny_weights_dir,
+        port=gateway_port,
+        triton_http_port=http,
+        triton_grpc_port=grpc,
+        triton_metrics_port=metrics,
+    )
+    gateway_url = f"http://127.0.0.1:{gateway_port}"
+    gateway = start_pattern_tts(["gateway"], env, tmp_path / "gateway.log")
+    triton = None
+    try:
+        wait_for(f"{gateway_url}/health", gateway, tmp_path / "gateway.log", 120)
+        not_ready = httpx.get(f"{gateway_url}/ready")
+        assert not_ready.status_code == 503
+        assert "error" in not_ready.json() or "status" in not_ready.json()
+
+        triton = start_pattern_tts(["triton"], env, tmp_path / "triton.log")
+        wait_for(f"{gateway_url}/ready", triton, tmp_path / "triton.log", 600)
+        speech = httpx.post(
+            f"{gateway_url}/v1/audio/speech",
+            json={"model": "kokoro", "input": "Two processes.", "voice": "af_heart", "response_format": "wav"},
+            timeout=120,
+        )
+        assert speech.status_code == 200
+        assert speech.headers["content-type"] == "audio/wav"
+        assert speech.content[:4] == b"RIFF"
+    finally:
+        stop_process(gateway)
+        if triton is not None:
+            stop_process(triton)
+    # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows the signal.
+    assert gateway.returncode in (0, -15)
+    assert "Application shutdown complete" in (tmp_path / "gateway.log").read_text()
+    for log in ("gateway.log", "triton.log"):
+        assert "Traceback" not in (tmp_path / log).read_text(errors="replace")
