@@ -90,7 +90,6 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _triton(args: argparse.Namespace) -> int:
     """Replace this process by tritonserver (signals then reach Triton directly, as in a pod)."""
-    from pattern_tts.supervisor import settings_env
     from pattern_tts.triton_server import find_triton, render_model_repository, triton_command
 
     settings = _settings(args)
@@ -100,16 +99,14 @@ def _triton(args: argparse.Namespace) -> int:
     command = triton_command(settings, install, repository)
     log.info("starting triton", extra={"weights_dir": str(weights_dir), "repository": str(repository)})
     sys.stderr.flush()
-    os.execve(command[0], command, {**os.environ, **settings_env(settings), **install.env})
+    os.execve(command[0], command, {**os.environ, **settings.to_env(), **install.env})
 
 
 def _gateway(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args)
-    os.environ.update(
-        {f"PATTERN_TTS_{k.upper()}": str(v) for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
-    )
+    os.environ.update(settings.to_env())  # the app factory reads its settings from the environment
     uvicorn.run(
         "gateway.app:create_app",
         factory=True,

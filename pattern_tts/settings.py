@@ -29,8 +29,9 @@ class Settings(BaseSettings):
     # --- weights and files -------------------------------------------------------------------
     weights_dir: Path | None = Field(
         default=None,
-        description="Kokoro weights directory (config.json, kokoro-v1_0.pth, voices/*.pt). "
-        "Unset: /models if it holds weights, else the Hugging Face hub.",
+        description="Kokoro weights directory (config.json, kokoro-v1_0.pth, voices/*.pt). Unset: "
+        "`weights prepare --source auto` into <cache_dir>/weights (/models, then the Hugging Face hub, "
+        "then the packaged int8 model converted offline).",
     )
     model_repository: Path = Field(
         default=PROJECT_ROOT / "model_repository",
@@ -69,9 +70,11 @@ class Settings(BaseSettings):
         default=None,
         description="Address Triton's Prometheus metrics bind to. Unset: same as triton_host.",
     )
-    triton_http_port: int = Field(default=8000, ge=1, le=65535)
-    triton_grpc_port: int = Field(default=8001, ge=1, le=65535)
-    triton_metrics_port: int = Field(default=8002, ge=1, le=65535)
+    triton_http_port: int = Field(default=8000, ge=1, le=65535, description="Triton's HTTP port.")
+    triton_grpc_port: int = Field(default=8001, ge=1, le=65535, description="Triton's gRPC port.")
+    triton_metrics_port: int = Field(
+        default=8002, ge=1, le=65535, description="Triton's Prometheus metrics port (`/metrics`)."
+    )
     triton_startup_timeout_s: float = Field(
         default=600.0, gt=0, description="How long `serve` waits for the models to load."
     )
@@ -95,10 +98,40 @@ class Settings(BaseSettings):
         description="Batch the iSTFTNet decoder across requests: auto = on GPU only (on CPU one "
         "item at a time measured faster); the text side is always batched.",
     )
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level of the launcher and the gateway (JSON lines on stderr)."
+    )
+
+
+    def to_env(self) -> dict[str, str]:
+        """``PATTERN_TTS_*`` variables that reproduce these settings in a child process."""
+        return {
+            f"PATTERN_TTS_{name.upper()}": str(value)
+            for name, value in self.model_dump().items()
+            if value is not None
+        }
 
 
 @lru_cache
 def get_settings() -> Settings:
     """The process-wide settings (read once from the environment)."""
     return Settings()
+
+
+def settings_table() -> str:
+    """The Markdown table of every setting (README.md embeds it; a test keeps them in step)."""
+    rows = ["| variable | default | meaning |", "|---|---|---|"]
+    for name, field in Settings.model_fields.items():
+        if field.default_factory is not None:
+            default = "~/.cache/pattern-tts"
+        elif name == "model_repository":
+            default = "./model_repository"
+        else:
+            default = "(unset)" if field.default is None else str(field.default)
+        meaning = (field.description or "").replace("|", "\\|")
+        rows.append(f"| `PATTERN_TTS_{name.upper()}` | `{default}` | {meaning} |")
+    return "\n".join(rows)
+
+
+if __name__ == "__main__":
+    print(settings_table())

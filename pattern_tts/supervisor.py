@@ -24,15 +24,6 @@ class StartupError(RuntimeError):
     """The stack could not start; the message is the one line the user sees."""
 
 
-def settings_env(settings: Settings) -> dict[str, str]:
-    """``PATTERN_TTS_*`` variables that reproduce ``settings`` in a child process."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if value is not None:
-            env[f"PATTERN_TTS_{name.upper()}"] = str(value)
-    return env
-
-
 class TritonProcess:
     """A tritonserver child whose log lines are forwarded and whose last errors are kept."""
 
@@ -40,7 +31,7 @@ class TritonProcess:
         self.settings = settings
         install = find_triton(settings.cache_dir)
         repository = render_model_repository(settings, weights_dir)
-        env = {**os.environ, **settings_env(settings), **install.env}
+        env = {**os.environ, **settings.to_env(), **install.env}
         self.errors: collections.deque[str] = collections.deque(maxlen=5)
         self.load_failures: list[str] = []
         self.process = subprocess.Popen(
@@ -134,7 +125,7 @@ def serve(settings: Settings, weights_dir: Path) -> int:
         if stopping.is_set():
             return 0
         log.info("triton ready", extra={"seconds": round(time.monotonic() - start, 1)})
-        env = {**os.environ, **settings_env(settings), "PATTERN_TTS_WEIGHTS_DIR": str(weights_dir)}
+        env = {**os.environ, **settings.to_env(), "PATTERN_TTS_WEIGHTS_DIR": str(weights_dir)}
         gateway = subprocess.Popen(
             [sys.executable, "-m", "pattern_tts", "gateway"], env=env, start_new_session=True
         )
