@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from gateway import errors
+from gateway.metrics import GatewayMetrics
 from gateway.middleware import RequestLogMiddleware
 from gateway.router import router
 from gateway.serving import SpeechService
@@ -68,8 +69,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    app.add_middleware(RequestLogMiddleware)
+    metrics = GatewayMetrics()
+    app.add_middleware(RequestLogMiddleware, metrics=metrics)
     app.include_router(router)
+    app.add_api_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)
     return app
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.errors import APIError
+from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("gateway.access")
 errlog = logging.getLogger("gateway")
@@ -28,8 +29,9 @@ def request_info(request: Request) -> dict[str, Any]:
 class RequestLogMiddleware:
     """Pure ASGI middleware (streaming-safe): logs when the response body is complete."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -40,14 +42,18 @@ class RequestLogMiddleware:
         status = 0
         started = False
         complete = False
+        first_byte_s: float | None = None
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status, started, complete
+            nonlocal status, started, complete, first_byte_s
             if message["type"] == "http.response.start":
                 status = int(message["status"])
                 started = True
-            elif message["type"] == "http.response.body" and not message.get("more_body", False):
-                complete = True
+            elif message["type"] == "http.response.body":
+                if first_byte_s is None and message.get("body"):
+                    first_byte_s = time.perf_counter() - start
+                if not message.get("more_body", False):
+                    complete = True
             await send(message)
 
         try:
@@ -86,11 +92,14 @@ class RequestLogMiddleware:
                 status, started, complete = err.status_code, True, True
         finally:
             path = scope.get("path", "")
+            elapsed = time.perf_counter() - start
+            if self.metrics is not None:
+                self.metrics.observe(path, status, elapsed, first_byte_s, info)
             fields: dict[str, Any] = {
                 "method": scope.get("method"),
                 "path": path,
                 "status": status,
-                "duration_ms": round((time.perf_counter() - start) * 1000, 1),
+                "duration_ms": round(elapsed * 1000, 1),
             }
             if started and not complete:
                 fields["incomplete"] = True
