@@ -9,6 +9,9 @@ synthesised with voice jf_alpha (the only voices the packaged model ships) three
 * ``converted``: the converted fp32 ``KModel`` as served (its iSTFTNet noise, seeded per sentence);
 * ``converted_no_noise``: the same with the noise source zeroed, like the ONNX export.
 
+As a calibration of the ASR itself, the same sentences spoken by espeak-ng (``espeak_ng``, a
+native-English formant voice) are transcribed too.
+
 Each sentence is resampled to 16 kHz and transcribed by pocketsphinx's bundled US English model;
 word error rates (jiwer, over the whole paragraph) are printed and written to
 ``bench/results/weights-intelligibility-<date>.json``. Pass: converted WER <= onnxruntime WER + 5
@@ -19,6 +22,7 @@ About 2 minutes on 2 CPU threads.
 from __future__ import annotations
 
 import argparse
+import ctypes
 import datetime as dt
 import json
 import re
@@ -54,16 +58,16 @@ PARAGRAPH = [
 MARGIN_POINTS = 5.0
 
 
-def resample(audio: np.ndarray, rate: int = RATE, target: int = ASR_RATE) -> np.ndarray:
+def resample(audio: np.ndarray, rate: int, target: int = ASR_RATE) -> np.ndarray:
     """Band-limited (FFT) resampling of ``audio`` from ``rate`` to ``target`` Hz."""
     n_out = int(round(len(audio) * target / rate))
     spectrum = np.fft.rfft(audio.astype(np.float64))[: n_out // 2 + 1]
     return (np.fft.irfft(spectrum, n_out) * n_out / len(audio)).astype(np.float32)
 
 
-def pcm16(audio: np.ndarray, pad_s: float = 0.3) -> bytes:
+def pcm16(audio: np.ndarray, rate: int, pad_s: float = 0.3) -> bytes:
     """16 kHz mono int16 bytes, peak-normalised to -1 dBFS, with silence around it."""
-    audio = resample(audio)
+    audio = resample(audio, rate)
     audio = audio / max(float(np.abs(audio).max()), 1e-6) * 0.89
     pad = np.zeros(int(pad_s * ASR_RATE), np.float32)
     return (np.concatenate([pad, audio, pad]) * 32767).astype("<i2").tobytes()
@@ -77,12 +81,46 @@ class Transcriber:
 
         self.decoder = Decoder(samprate=ASR_RATE, loglevel="FATAL")
 
-    def __call__(self, audio: np.ndarray) -> str:
+    def __call__(self, audio: np.ndarray, rate: int = RATE) -> str:
         self.decoder.start_utt()
-        self.decoder.process_raw(pcm16(audio), full_utt=True)
+        self.decoder.process_raw(pcm16(audio, rate), full_utt=True)
         self.decoder.end_utt()
         hyp = self.decoder.hyp()
         return hyp.hypstr if hyp is not None else ""
+
+
+def espeak_audio(texts: list[str], voice: str = "en-us") -> tuple[list[np.ndarray], int]:
+    """``texts`` spoken by espeak-ng (the library espeakng-loader ships), and its sample rate.
+
+    Call after all G2P work: it re-initialises the espeak-ng library misaki's fallback also uses.
+    """
+    import espeakng_loader
+
+    lib = ctypes.CDLL(espeakng_loader.get_library_path())
+    rate = lib.espeak_Initialize(0x02, 0, espeakng_loader.get_data_path().encode(), 0)  # synchronous
+    if rate <= 0:
+        raise RuntimeError("espeak_Initialize failed")
+    pieces: list[np.ndarray] = []
+    callback_type = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.POINTER(ctypes.c_short), ctypes.c_int, ctypes.c_void_p)
+
+    def collect(wav: Any, n: int, _events: Any) -> int:
+        if n > 0:
+            pieces.append(np.ctypeslib.as_array(wav, shape=(n,)).astype(np.float32) / 32768)
+        return 0
+
+    callback = callback_type(collect)
+    lib.espeak_SetSynthCallback(callback)
+    if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+        raise RuntimeError(f"espeak-ng has no voice {voice!r}")
+    out = []
+    for text in texts:
+        pieces.clear()
+        data = text.encode() + b"\0"
+        # position 0, POS_CHARACTER, no end, espeakCHARS_UTF8
+        lib.espeak_Synth(ctypes.c_char_p(data), ctypes.c_size_t(len(data)), 0, 0, 0, 1, None, None)
+        lib.espeak_Synchronize()
+        out.append(np.concatenate(pieces) if pieces else np.zeros(1, np.float32))
+    return out, rate
 
 
 def words(text: str) -> str:
@@ -112,6 +150,7 @@ def main() -> int:
     session = ort_session(packaged.read_onnx_bytes(packaged.describe().expected_sha256), threads=args.threads)
     phonemizer = Phonemizer(model.vocab, "a")
     asr = Transcriber()
+    phonemes_of = [phonemizer.phonemize(sentence) for sentence in PARAGRAPH]
 
     systems = ("onnxruntime", "converted", "converted_no_noise")
     hyps: dict[str, list[str]] = {s: [] for s in systems}
@@ -119,7 +158,7 @@ def main() -> int:
     audio_s = 0.0
     items: list[dict[str, Any]] = []
     for i, sentence in enumerate(PARAGRAPH):
-        phonemes = phonemizer.phonemize(sentence)
+        phonemes = phonemes_of[i]
         ids = [model.vocab[c] for c in phonemes]
         ref_s = voice[len(ids) - 1]
         audio: dict[str, np.ndarray] = {}
@@ -148,6 +187,15 @@ def main() -> int:
 
     refs = [words(s) for s in PARAGRAPH]
     wer = {s: round(100 * float(jiwer.wer(refs, hyps[s])), 2) for s in systems}
+    try:
+        spoken, rate = espeak_audio(PARAGRAPH)
+        reference = [words(asr(a, rate)) for a in spoken]
+        for item, hyp in zip(items, reference, strict=True):
+            item["espeak_ng"] = {"transcript": hyp}
+        wer["espeak_ng"] = round(100 * float(jiwer.wer(refs, reference)), 2)
+        print(f"espeak-ng (ASR calibration): {' | '.join(reference)}")
+    except (OSError, RuntimeError) as exc:
+        print(f"espeak-ng reference skipped: {exc}")
     limit = wer["onnxruntime"] + MARGIN_POINTS
     passed = wer["converted"] <= limit and wer["converted_no_noise"] <= limit
     summary = {

@@ -116,3 +116,32 @@ def test_voice_blend_is_the_weighted_mean(tiny_weights_dir: Path) -> None:
     bella, sky = engine.voices.pack("af_bella"), engine.voices.pack("af_sky")
     blend = engine.voices.pack("af_bella(3)+af_sky(1)")
     assert torch.allclose(blend, 0.75 * bella + 0.25 * sky)
+
+
+@pytest.mark.slow
+def test_full_size_batch_matches_kokoro_batch1(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The same parity on the full-size architecture (random weights): `pytest -m slow`."""
+    from pattern_tts.synthesis.random_weights import write_random_kokoro
+
+    weights = write_random_kokoro(tmp_path_factory.mktemp("full-kokoro"), size="full")
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = KModel(
+            repo_id="hexgrad/Kokoro-82M",
+            config=str(weights / "config.json"),
+            model=str(weights / "kokoro-v1_0.pth"),
+        ).eval()
+        generator = torch.Generator().manual_seed(3)
+        voice = torch.load(weights / "voices" / "af_heart.pt", weights_only=True)
+        items = [
+            BatchItem(token_ids(model, random_phonemes(model, n, generator)), voice[n - 1, 0].double(), 1.0, n)
+            for n in (3, 40, 150, 400)
+        ]
+        for item, out in zip(items, BatchedKokoro(model)(items, batch_decoder=True), strict=True):
+            torch.manual_seed(item.seed)
+            audio, durations = model.forward_with_tokens(item.input_ids[None], item.ref_s[None], item.speed)
+            assert torch.equal(out.durations, durations.reshape(-1))
+            assert snr_db(audio, out.audio) >= PARITY_SNR_DB
+    finally:
+        torch.set_default_dtype(previous)

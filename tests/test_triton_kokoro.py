@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 
 import httpx
 import numpy as np
@@ -52,12 +53,16 @@ def kokoro_inputs(phonemes: str, voice: str, seed: int = 0) -> list[httpclient.I
     return inputs
 
 
-def batch_stats(stack: Stack) -> tuple[float, float]:
-    text = httpx.get(stack.metrics_url).text
-    return (
-        metric(text, "nv_inference_request_success", "kokoro"),
-        metric(text, "nv_inference_exec_count", "kokoro"),
-    )
+def batch_stats(stack: Stack, at_least: float = 0.0) -> tuple[float, float]:
+    """(requests served, executions) of the kokoro model; waits until ``at_least`` requests show
+    (Triton updates its counters just after it sends a response)."""
+    deadline = time.monotonic() + 10
+    while True:
+        text = httpx.get(stack.metrics_url).text
+        served = metric(text, "nv_inference_request_success", "kokoro")
+        if served >= at_least or time.monotonic() > deadline:
+            return served, metric(text, "nv_inference_exec_count", "kokoro")
+        time.sleep(0.1)
 
 
 async def infer_concurrently(url: str, requests: list[tuple[str, str, int]]) -> list:
@@ -76,7 +81,7 @@ def test_concurrent_requests_form_batches_and_match_batch1(stack: Stack) -> None
 
     before = batch_stats(stack)
     together = asyncio.run(infer_concurrently(stack.triton_http_url, requests))
-    after = batch_stats(stack)
+    after = batch_stats(stack, at_least=before[0] + len(requests))
 
     served, executions = after[0] - before[0], after[1] - before[1]
     assert served == len(requests)
@@ -106,7 +111,7 @@ def test_bad_request_fails_alone_in_its_batch(stack: Stack, bad: tuple[str, str]
     requests.insert(2, (*bad, 0))
     before = batch_stats(stack)
     results = asyncio.run(infer_concurrently(stack.triton_http_url, requests))
-    after = batch_stats(stack)
+    after = batch_stats(stack, at_least=before[0] + len(requests) - 1)
 
     assert after[1] - before[1] < len(requests), "the bad request was not batched with the others"
     error = results.pop(2)
@@ -121,8 +126,7 @@ def test_gateway_requests_batch_and_match_their_solo_output(stack: Stack) -> Non
     """8 concurrent multi-sentence requests through the gateway: fewer Triton executions than
     kokoro requests, and each response is what the same request gets alone."""
     texts = [
-        f"Sentence one of request {n}. A second sentence follows here. And a third one ends it."
-        for n in range(8)
+        f"This is request number {n}, and it starts here. It ends here." for n in range(8)
     ]
 
     def body(text: str) -> dict[str, str]:
@@ -139,7 +143,7 @@ def test_gateway_requests_batch_and_match_their_solo_output(stack: Stack) -> Non
 
     before = batch_stats(stack)
     concurrent = asyncio.run(together())
-    after = batch_stats(stack)
+    after = batch_stats(stack, at_least=before[0] + 2 * len(texts))
     served, executions = after[0] - before[0], after[1] - before[1]
     assert served >= len(texts) * 2  # several chunks per request
     assert executions < served / 2, f"{served} kokoro requests in {executions} executions"
