@@ -8,7 +8,6 @@ Kokoro's decoder hard-codes its 512/1024 channels, so those stay full size.
 
 from __future__ import annotations
 
-import copy
 import json
 from importlib import resources
 from pathlib import Path
@@ -17,39 +16,7 @@ from typing import Any, Literal
 import torch
 from kokoro import KModel
 
-REPO_ID = "hexgrad/Kokoro-82M"
-WEIGHTS_FILE = "kokoro-v1_0.pth"
-
-FULL_CONFIG: dict[str, Any] = {
-    "istftnet": {
-        "upsample_kernel_sizes": [20, 12],
-        "upsample_rates": [10, 6],
-        "gen_istft_hop_size": 5,
-        "gen_istft_n_fft": 20,
-        "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
-        "resblock_kernel_sizes": [3, 7, 11],
-        "upsample_initial_channel": 512,
-    },
-    "dim_in": 64,
-    "dropout": 0.2,
-    "hidden_dim": 512,
-    "max_conv_dim": 512,
-    "max_dur": 50,
-    "multispeaker": True,
-    "n_layer": 3,
-    "n_mels": 80,
-    "n_token": 178,
-    "style_dim": 128,
-    "text_encoder_kernel_size": 5,
-    "plbert": {
-        "hidden_size": 768,
-        "num_attention_heads": 12,
-        "intermediate_size": 2048,
-        "max_position_embeddings": 512,
-        "num_hidden_layers": 12,
-        "dropout": 0.1,
-    },
-}
+from pattern_tts.weights.architecture import HUB_REPO_ID, MODEL_NAME, SUBMODULES, kokoro_v1_config
 
 # Voices named like real ones, so aliases (af = af_bella + af_sarah, alloy, ...) resolve in tests.
 DEFAULT_VOICES = (
@@ -68,8 +35,7 @@ def kokoro_vocab() -> dict[str, int]:
 
 def kokoro_config(size: Literal["tiny", "full"] = "tiny") -> dict[str, Any]:
     """A valid Kokoro config.json dict: the real architecture, or a small one for tests."""
-    config = copy.deepcopy(FULL_CONFIG)
-    config["vocab"] = kokoro_vocab()
+    config = kokoro_v1_config(kokoro_vocab())
     if size == "tiny":
         config["n_layer"] = 1
         config["plbert"].update(
@@ -106,14 +72,11 @@ def write_random_kokoro(
     # an empty weights file makes it skip the hub download.
     empty = dest / ".empty.pth"
     torch.save({}, empty)
-    model = KModel(repo_id=REPO_ID, config=str(dest / "config.json"), model=str(empty))
+    model = KModel(repo_id=HUB_REPO_ID, config=str(dest / "config.json"), model=str(empty))
     empty.unlink()
     _realistic_durations(model, generator)
-    state = {
-        name: getattr(model, name).state_dict()
-        for name in ("bert", "bert_encoder", "predictor", "text_encoder", "decoder")
-    }
-    torch.save(state, dest / WEIGHTS_FILE)
+    state = {name: getattr(model, name).state_dict() for name in SUBMODULES}
+    torch.save(state, dest / MODEL_NAME)
     voice_dir = dest / "voices"
     voice_dir.mkdir(exist_ok=True)
     for name in voices:
