@@ -73,10 +73,8 @@ def spread(items: list[Sentence], n: int) -> list[Sentence]:
     """``n`` sentences spread evenly over the length distribution (shortest to longest), in a fixed
     interleaved order (short and long alternate, so every concurrency window sees mixed lengths)."""
     ranked = sorted(items, key=lambda s: (s.words, s.text))
-    if n >= len(ranked):
-        picked = ranked
-    else:
-        picked = [ranked[round(i * (len(ranked) - 1) / max(n - 1, 1))] for i in range(n)]
+    step = (len(ranked) - 1) / max(n - 1, 1)
+    picked = ranked if n >= len(ranked) else [ranked[round(i * step)] for i in range(n)]
     order: list[Sentence] = []
     lo, hi = 0, len(picked) - 1
     while lo <= hi:

@@ -16,8 +16,9 @@ NOISE = 0.05
 
 INTRO = f"""# Benchmarks
 
-**Run everything:** `{COMMAND}` (about 20 minutes on 2 cores; `--quick`: a few minutes, concurrency 1
-and 4 only). It writes `bench/results/<date>.json` and `.png` and rewrites this file. Needs the `bench`
+**Run everything:** `{COMMAND}` (15 to 25 minutes on 2 quiet cores; `--quick`: fewer requests,
+concurrency 1 and 4 only). Re-render this file from a results file: `.venv/bin/python -m bench.report
+bench/results/<date>.json`. It writes `bench/results/<date>.json` and `.png` and rewrites this file. Needs the `bench`
 packages (`psutil`, `matplotlib`, `nvidia-cuda-runtime-cu12` for perf_analyzer's `libcudart.so.12`,
 `tritonclient==2.51.0` for the `perf_analyzer` binary) and Debian's `libb64-0d`. Timed phases hold
 `/tmp/pattern-tts-bench.lock` (flock) so that benchmarks sharing the machine do not overlap.
@@ -37,8 +38,12 @@ What runs, in one process, on the same machine, one system at a time:
   requests per level (`--request-count`).
 
 Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 words, and a 100-word
-request). Concurrency 1 uses sentences spread over the length range; higher concurrency uses a
-mixed-length set (short and long interleaved), one sentence per request, closed loop. All HTTP
+request). Full mode: concurrency 1 = 6 sentences spread over 3 to 40 words (these are also
+perf_analyzer's input data and the direct Triton calls); concurrency 16 = 16 one-sentence requests of
+3 to 74 words, short and long interleaved, closed loop; perf_analyzer at 1, 2, 4, 8, 16 with
+max(concurrency, 6) requests per level; gateway overhead from 8 pairs of the shortest sentences. If
+the stack cannot start with its compiled fast path, it is measured with `PATTERN_TTS_COMPILE=false`
+and the start-up error is shown below. All HTTP
 responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end).
 RTF = sum of request latencies / seconds of audio at concurrency 1 (lower is better). Peak RSS is the
 sampled peak of the sum over the whole process tree (launcher, tritonserver, python stubs, gateway).
@@ -289,8 +294,7 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
         f"- Raw results: `{rel(json_path)}`\n"
     )
     loads = {
-        k: _get(results, k, "machine_load", "foreign_share")
-        for k in ("baseline", "peer", "stack_on", "stack_off")
+        k: _get(results, k, "machine_load", "foreign_share") for k in ("baseline", "peer", "stack_on", "stack_off")
     }
     loads = {k: v for k, v in loads.items() if v is not None}
     if loads:
@@ -298,13 +302,19 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
         parts.append(
             "- Other load during each phase (CPU share of processes outside the benchmark): "
             + ", ".join(f"{k} {v:.0%}" for k, v in loads.items())
-            + (
-                " - **the machine was shared during this run; absolute figures are pessimistic**"
-                if busy
-                else ""
-            )
+            + (" - **the machine was shared during this run; absolute figures are pessimistic**" if busy else "")
             + "\n"
         )
+    for key in ("baseline", "peer", "stack_on", "stack_off"):
+        sec = results.get(key) or {}
+        for what in ("startup_error", "error"):
+            if sec.get(what):
+                reason = (
+                    sec[what].split("failed to load")[-1][:600] if "failed to load" in sec[what] else sec[what][-600:]
+                )
+                parts.append(f"- **{key}: {what.replace('_', ' ')}**: `{' '.join(reason.split())}`\n")
+        if sec.get("engine"):
+            parts.append(f"- {key} kokoro model: `{sec['engine'][-1]}`\n")
     parts.append("### Targets (issue 6), baseline in the same run\n")
     parts.append(
         _table(
@@ -380,9 +390,7 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
                 sec.get("warmup_latency_s"),
             ]
         )
-    parts.append(
-        _table(["system", "peak RSS MiB", "peak by process MiB", "startup s", "first request s"], rows)
-    )
+    parts.append(_table(["system", "peak RSS MiB", "peak by process MiB", "startup s", "first request s"], rows))
     ovh = _get(results, "stack_on", "overhead")
     if ovh:
         parts.append(

@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -40,24 +41,26 @@ class Plan:
     """How much to measure: ``quick`` for development, full for the committed numbers."""
 
     quick: bool
-    c1_sentences: int = 8
-    levels: tuple[int, ...] = (1, 4, 16)
-    level_requests: dict[int, int] = field(default_factory=lambda: {4: 8, 16: 24})
+    c1_sentences: int = 6
+    c1_max_words: int = 40
+    levels: tuple[int, ...] = (1, 16)
+    level_requests: dict[int, int] = field(default_factory=lambda: {16: 16})
     perf_levels: tuple[int, ...] = (1, 2, 4, 8, 16)
     overhead_pairs: int = 8
 
     def __post_init__(self) -> None:
         if self.quick:
             self.c1_sentences = 3
+            self.c1_max_words = 20
             self.levels = (1, 4)
             self.level_requests = {4: 4}
             self.perf_levels = (1, 4)
             self.overhead_pairs = 3
 
-    def perf_requests(self, concurrency: int, entries: int) -> int:
-        """Whole passes over the input data, at least one request per concurrent client."""
-        passes = -(-max(concurrency, entries) // entries)
-        return passes * entries
+    @staticmethod
+    def perf_requests(concurrency: int, entries: int) -> int:
+        """At least one pass over the input data and one request per concurrent client."""
+        return max(concurrency, entries)
 
 
 @dataclass
@@ -118,12 +121,11 @@ def make_workload(plan: Plan, weights: Path, voice: str) -> Workload:
 
     config = json.loads((weights / "config.json").read_text())
     phonemizer = Phonemizer(config.get("vocab"))
-    c1 = corpus.mixed(plan.c1_sentences, max_words=20 if plan.quick else corpus.MAX_WORDS)
-    levels = {
-        c: corpus.mixed(n, max_words=20 if plan.quick else corpus.MAX_WORDS)
-        for c, n in plan.level_requests.items()
-    }
-    short = [s for s in corpus.sentences() if s.words <= 8][: plan.overhead_pairs]
+    c1 = corpus.mixed(plan.c1_sentences, max_words=plan.c1_max_words)
+    limit = plan.c1_max_words if plan.quick else corpus.MAX_WORDS
+    levels = {c: corpus.mixed(n, max_words=limit) for c, n in plan.level_requests.items()}
+    shortest = sorted(corpus.sentences(), key=lambda s: (s.words, len(s.text)))[:4]
+    short = [shortest[i % len(shortest)] for i in range(plan.overhead_pairs)]
     texts = {s.text for s in [*c1, *short, *(s for v in levels.values() for s in v)]}
     phonemes = {t: [c.phonemes for c in phonemizer.chunks(t)] for t in texts}
     return Workload(voice, c1, levels, corpus.request_100_words(), phonemes, short)
@@ -171,6 +173,7 @@ def failed_total(section: dict[str, Any]) -> int:
 def run_baseline(work: Workload, plan: Plan, weights: Path, tmp: Path) -> dict[str, Any]:
     port = procs.free_port()
     log_path = tmp / "baseline.log"
+    out: dict[str, Any] = {}
     with procs.bench_lock("baseline"):
         log(f"baseline: serialized KModel + KPipeline on :{port}")
         start = time.perf_counter()
@@ -181,7 +184,7 @@ def run_baseline(work: Workload, plan: Plan, weights: Path, tmp: Path) -> dict[s
         )
         try:
             procs.wait_ready(f"http://127.0.0.1:{port}/ready", process, log_path, 600)
-            out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1)}
+            out["startup_s"] = round(time.perf_counter() - start, 1)
             with procs.RssMonitor(process.pid) as rss, procs.CpuWatch() as cpu:
                 out.update(http_suite(f"http://127.0.0.1:{port}", work, plan, plan.levels))
             out["rss"] = rss.result()
@@ -225,10 +228,7 @@ def run_peer(work: Workload, plan: Plan) -> dict[str, Any]:
             "note": "bench process",
         }
     lv = out["levels"]["1"]
-    log(
-        f"  peer c=1: RTF {lv['rtf']}, {lv['audio_s_per_wall_s']} audio s/s; "
-        f"100 words {out['request_100_words']}"
-    )
+    log(f"  peer c=1: RTF {lv['rtf']}, {lv['audio_s_per_wall_s']} audio s/s; 100 words {out['request_100_words']}")
     out["failed"] = 0
     return out
 
@@ -245,14 +245,18 @@ def stack_direct(client: httpclient.InferenceServerClient, work: Workload) -> di
 
 
 def gateway_overhead(url: str, client: httpclient.InferenceServerClient, work: Workload) -> dict[str, Any]:
-    """The same kokoro work through the gateway (phoneme input, pcm) and direct, interleaved pairs."""
+    """The same kokoro work through the gateway (phoneme input, pcm) and direct, in pairs whose order
+    alternates; the shortest sentences, so that synthesis-time noise is small."""
     diffs, gw, direct = [], [], []
     failed = 0
-    for s in work.short:
+    for i, s in enumerate(work.short):
         phonemes = work.phonemes[s.text][0]
         body = work.body(phonemes, "pcm", input_type="phonemes", seed=0)
+        if i % 2:
+            d, _ = triton_direct.timed(client, phonemes, work.voice)
         g = loadgen.run(f"{url}/v1/audio/speech", [(body, s.words)], 1)
-        d, _ = triton_direct.timed(client, phonemes, work.voice)
+        if not i % 2:
+            d, _ = triton_direct.timed(client, phonemes, work.voice)
         failed += g["failed"]
         gw.append(g["latency_p50_s"])
         direct.append(d)
@@ -268,6 +272,22 @@ def gateway_overhead(url: str, client: httpclient.InferenceServerClient, work: W
 
 
 def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool) -> dict[str, Any]:
+    """The stack; if it cannot start with the defaults because its compiled fast path fails, once
+    more with ``PATTERN_TTS_COMPILE=false`` (the failure is kept in ``startup_error``)."""
+    try:
+        return run_stack_once(work, plan, weights, tmp, batching, {})
+    except RuntimeError as exc:
+        if "compil" not in str(exc).lower() and "inductor" not in str(exc).lower():
+            raise
+        log(f"  stack failed to start with its compiled fast path; retrying with PATTERN_TTS_COMPILE=false: {exc}")
+        out = run_stack_once(work, plan, weights, tmp, batching, {"PATTERN_TTS_COMPILE": "false"})
+        out["startup_error"] = str(exc)[-3000:]
+        return out
+
+
+def run_stack_once(
+    work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool, extra_env: dict[str, str]
+) -> dict[str, Any]:
     """``pattern-tts serve`` with dynamic batching on (defaults) or off (max batch 1, no queue delay)."""
     name = "on" if batching else "off"
     gateway, http, grpc, metrics = (procs.free_port() for _ in range(4))
@@ -275,8 +295,10 @@ def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bo
     env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
     if not batching:
         env.update(PATTERN_TTS_MAX_BATCH_SIZE="1", PATTERN_TTS_MAX_QUEUE_DELAY_US="0")
+    env.update(extra_env)
     log_path = tmp / f"stack-{name}.log"
     url = f"http://127.0.0.1:{gateway}"
+    out: dict[str, Any] = {"settings": {k: v for k, v in env.items() if k.startswith("PATTERN_TTS_")}}
     with procs.bench_lock(f"stack {name}"):
         log(f"stack (dynamic batching {name}): gateway :{gateway}, triton :{http}")
         start = time.perf_counter()
@@ -296,7 +318,7 @@ def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bo
         try:
             with procs.RssMonitor(process.pid) as rss, procs.CpuWatch() as cpu:
                 procs.wait_ready(f"{url}/ready", process, log_path, 1200)
-                out: dict[str, Any] = {"startup_s": round(time.perf_counter() - start, 1)}
+                out["startup_s"] = round(time.perf_counter() - start, 1)
                 log(f"  ready after {out['startup_s']} s")
                 levels = plan.levels if batching else tuple(c for c in plan.levels if c > 1)
                 out.update(http_suite(url, work, plan, levels))
@@ -314,6 +336,8 @@ def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bo
             procs.stop(process)
             out_log = log_path.read_text(errors="replace")
             out["traceback_in_log"] = "Traceback" in out_log
+            # How the kokoro model was loaded (compile, precision, threads), as the model logs it.
+            out["engine"] = [line.split("] ", 1)[-1] for line in out_log.splitlines() if "kokoro: loaded" in line]
     out["failed"] = failed_total(out)
     return out
 
@@ -343,9 +367,7 @@ def run_perf(work: Workload, plan: Plan, http: int, metrics: int, workdir: Path)
 # --- main ------------------------------------------------------------------------------------------
 def git_state() -> dict[str, Any]:
     def git(*args: str) -> str:
-        return subprocess.run(
-            ["git", *args], cwd=ROOT, capture_output=True, text=True, check=False
-        ).stdout.strip()
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False).stdout.strip()
 
     return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": bool(git("status", "--porcelain"))}
 
@@ -379,17 +401,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--weights", type=Path, default=None, help="weights dir (default: real if installed)")
     parser.add_argument("--skip", action="append", default=[], choices=["baseline", "peer", "on", "off"])
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
+    parser.add_argument("--no-lock", action="store_true", help="development only: do not take the bench lock")
     args = parser.parse_args(argv)
+    procs.USE_LOCK = not args.no_lock
+    # SIGTERM unwinds like Ctrl-C, so the servers this run started are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     plan = Plan(quick=args.quick)
     started = time.perf_counter()
     weights, kind, voice = resolve_weights(args.weights)
     log(f"weights: {kind} ({weights}); voice {voice}")
     work = make_workload(plan, weights, voice)
     stamp = dt.datetime.now().strftime("%Y-%m-%d")
-    stem = f"{stamp}-quick" if plan.quick else stamp
+    stem = (f"{stamp}-quick" if plan.quick else stamp) + ("" if procs.USE_LOCK else "-nolock")
     results: dict[str, Any] = {
         "date": dt.datetime.now().isoformat(timespec="seconds"),
         "mode": "quick" if plan.quick else "full",
+        "bench_lock": procs.USE_LOCK,
         "git": git_state(),
         "machine": machine(),
         "weights": {"kind": kind, "dir": str(weights)},
@@ -404,18 +431,25 @@ def main(argv: list[str] | None = None) -> int:
     }
     with tempfile.TemporaryDirectory(prefix="pattern-tts-bench-") as tmp_name:
         tmp = Path(tmp_name)
-        if "baseline" not in args.skip:
-            results["baseline"] = run_baseline(work, plan, weights, tmp)
-        if "peer" not in args.skip:
-            results["peer"] = run_peer(work, plan)
-        if "on" not in args.skip:
-            results["stack_on"] = run_stack(work, plan, weights, tmp, batching=True)
-        if "off" not in args.skip:
-            results["stack_off"] = run_stack(work, plan, weights, tmp, batching=False)
+        phases = {
+            "baseline": lambda: run_baseline(work, plan, weights, tmp),
+            "peer": lambda: run_peer(work, plan),
+            "stack_on": lambda: run_stack(work, plan, weights, tmp, batching=True),
+            "stack_off": lambda: run_stack(work, plan, weights, tmp, batching=False),
+        }
+        for key, phase in phases.items():
+            if key.removeprefix("stack_") in args.skip:
+                continue
+            try:
+                results[key] = phase()
+            except Exception as exc:  # one system failing must not lose the others' figures
+                log(f"{key} FAILED: {exc}")
+                results[key] = {"error": f"{type(exc).__name__}: {exc}"[-3000:], "failed": 1}
     results["elapsed_s"] = round(time.perf_counter() - started, 1)
-    results["targets"] = report.targets(results)
     RESULTS.mkdir(parents=True, exist_ok=True)
     json_path = RESULTS / f"{stem}.json"
+    json_path.write_text(json.dumps(results, indent=1) + "\n")  # raw figures first, whatever follows
+    results["targets"] = report.targets(results)
     json_path.write_text(json.dumps(results, indent=1) + "\n")
     png_path = report.plot(results, RESULTS / f"{stem}.png")
     markdown = report.markdown(results, json_path, png_path)
