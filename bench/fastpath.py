@@ -15,7 +15,6 @@ Without ``--weights`` it uses full-size random weights (``write_random_kokoro(si
 from __future__ import annotations
 
 import argparse
-import copy
 import datetime as dt
 import json
 import os
@@ -51,17 +50,20 @@ def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
     return float(10 * torch.log10(reference.pow(2).sum() / error))
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, object]:
-    """(first call seconds, median of ``repeats`` further calls, last result)."""
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, float, object]:
+    """(first call seconds, median wall seconds and median process CPU seconds of ``repeats``
+    further calls, last result). CPU seconds (user + system, all threads) are less sensitive than
+    wall time to other processes on a shared machine."""
     start = time.perf_counter()
     result = fn()
     first = time.perf_counter() - start
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         result = fn()
         times.append(time.perf_counter() - start)
-    return first, statistics.median(times), result
+        cpu.append(time.process_time() - cpu_start)
+    return first, statistics.median(times), statistics.median(cpu), result
 
 
 def main() -> None:
@@ -72,6 +74,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sentence", type=int, default=0, help="index of the single-item sentence")
     parser.add_argument("--skip", default="", help="comma-separated variant names to skip")
+    parser.add_argument("--tag", default="", help="suffix of the results file name")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     skip = set(filter(None, args.skip.split(",")))
@@ -103,7 +106,7 @@ def main() -> None:
     def run(name: str, batched: BatchedKokoro, batch: list[BatchItem], batch_decoder: bool) -> None:
         if name in skip:
             return
-        first, median, outputs = timed(lambda: batched(batch, batch_decoder=batch_decoder), args.repeats)
+        first, median, cpu, outputs = timed(lambda: batched(batch, batch_decoder=batch_decoder), args.repeats)
         audio_s = seconds(outputs)
         row = {
             "variant": name,
@@ -112,7 +115,8 @@ def main() -> None:
             "first_call_s": round(first, 2),
             "median_s": round(median, 3),
             "rtf": round(median / audio_s, 4),
-            "snr_db": round(snr_db(reference, outputs[0].audio), 1) if len(batch) == 1 else None,
+            "cpu_s_per_audio_s": round(cpu / audio_s, 4),
+            "snr_db": round(snr_db(reference, outputs[0].audio), 1) if batch == [item] else None,
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -134,11 +138,12 @@ def main() -> None:
                 audio, _ = unfolded.forward_with_tokens(item.input_ids[None], item.ref_s[None], item.speed)
             return [type("O", (), {"audio": audio})()]
 
-        first, median, outputs = timed(stock_call, args.repeats)
+        first, median, cpu, outputs = timed(stock_call, args.repeats)
         audio_s = seconds(outputs)
         row = {"variant": "kokoro-stock", "items": 1, "audio_s": round(audio_s, 3),
                "first_call_s": round(first, 2), "median_s": round(median, 3),
-               "rtf": round(median / audio_s, 4), "snr_db": round(snr_db(reference, outputs[0].audio), 1)}
+               "rtf": round(median / audio_s, 4), "cpu_s_per_audio_s": round(cpu / audio_s, 4),
+               "snr_db": round(snr_db(reference, outputs[0].audio), 1)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     del stock
@@ -148,7 +153,7 @@ def main() -> None:
     run("eager-bf16", BatchedKokoro(eager.model, autocast_dtype=torch.bfloat16), [item], False)
     compiled = BatchedKokoro(eager.model, compile=True)
     run("compiled", compiled, [item], False)
-    compiled_bf16 = BatchedKokoro(copy.deepcopy(eager.model), compile=True, autocast_dtype=torch.bfloat16)
+    compiled_bf16 = BatchedKokoro(eager.model, compile=True, autocast_dtype=torch.bfloat16)
     run("compiled-bf16", compiled_bf16, [item], False)
     # Another length: no recompilation expected (dynamic shapes).
     run("compiled-bf16-other-length", compiled_bf16, [items[1]], False)
@@ -171,14 +176,15 @@ def main() -> None:
         "rows": rows,
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / f"fastpath-{dt.date.today().isoformat()}.json"
+    out = RESULTS / f"fastpath-{dt.date.today().isoformat()}{args.tag}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
     print()
-    print(f"{'variant':34s} {'items':>5s} {'audio s':>8s} {'first s':>8s} {'median s':>9s} {'RTF':>7s} {'SNR dB':>7s}")
+    print(f"{'variant':34s} {'items':>5s} {'audio s':>8s} {'first s':>8s} {'median s':>9s} {'RTF':>7s} "
+          f"{'CPU s/s':>8s} {'SNR dB':>7s}")
     for r in rows:
         snr = "" if r["snr_db"] is None else f"{r['snr_db']:.1f}"
         print(f"{r['variant']:34s} {r['items']:5d} {r['audio_s']:8.2f} {r['first_call_s']:8.2f} "
-              f"{r['median_s']:9.3f} {r['rtf']:7.3f} {snr:>7s}")
+              f"{r['median_s']:9.3f} {r['rtf']:7.3f} {r['cpu_s_per_audio_s']:8.3f} {snr:>7s}")
     print(f"\nwrote {out}")
 
 

@@ -21,6 +21,7 @@ import psutil
 LOCK_PATH = Path("/tmp/pattern-tts-bench.lock")
 # Development only (`bench.run --no-lock`): figures taken without the lock are not comparable.
 USE_LOCK = True
+_held = threading.local()
 # Ports other sessions use on this machine; never hand these out.
 RESERVED_PORTS = frozenset({8000, 8001, 8002, 18000, 18001, 18002, 8205})
 
@@ -28,8 +29,12 @@ RESERVED_PORTS = frozenset({8000, 8001, 8002, 18000, 18001, 18002, 8205})
 @contextlib.contextmanager
 def bench_lock(what: str) -> Iterator[None]:
     """Hold ``/tmp/pattern-tts-bench.lock`` (flock) while timing: other benchmarks share the cores."""
-    if not USE_LOCK:
-        yield
+    if not USE_LOCK or getattr(_held, "depth", 0):
+        _held.depth = getattr(_held, "depth", 0) + 1
+        try:
+            yield
+        finally:
+            _held.depth -= 1
         return
     with LOCK_PATH.open("a") as handle:
         try:
@@ -39,9 +44,11 @@ def bench_lock(what: str) -> Iterator[None]:
             start = time.monotonic()
             fcntl.flock(handle, fcntl.LOCK_EX)
             print(f"[lock] acquired after {time.monotonic() - start:.0f} s", flush=True)
+        _held.depth = 1
         try:
             yield
         finally:
+            _held.depth = 0
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
@@ -192,9 +199,7 @@ class CpuWatch:
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
             used = t.user + t.system
-            self._ours_total += max(
-                0.0, used - self._ours.get(proc.pid, used if proc.pid in self._ours else 0.0)
-            )
+            self._ours_total += max(0.0, used - self._ours.get(proc.pid, used if proc.pid in self._ours else 0.0))
             self._ours[proc.pid] = used
 
     def _run(self) -> None:

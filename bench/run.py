@@ -429,7 +429,8 @@ def main(argv: list[str] | None = None) -> int:
             "overhead_words": [s.words for s in work.short],
         },
     }
-    with tempfile.TemporaryDirectory(prefix="pattern-tts-bench-") as tmp_name:
+    # One lock for all systems: released between them, the run would interleave with other benchmarks.
+    with tempfile.TemporaryDirectory(prefix="pattern-tts-bench-") as tmp_name, procs.bench_lock("all systems"):
         tmp = Path(tmp_name)
         phases = {
             "baseline": lambda: run_baseline(work, plan, weights, tmp),

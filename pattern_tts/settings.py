@@ -98,6 +98,17 @@ class Settings(BaseSettings):
         description="Batch the iSTFTNet decoder across requests: auto = on GPU only (on CPU one "
         "item at a time measured faster); the text side is always batched.",
     )
+    compile: Literal["auto", "true", "false"] = Field(
+        default="auto",
+        description="torch.compile (Inductor) the decoder's element-wise chains at model load: auto "
+        "= with bf16/fp16 only (measured faster there, slower in fp32 on CPU). The warm-up delays "
+        "readiness; its cache lives under cache_dir/compile.",
+    )
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        default="auto",
+        description="Decoder arithmetic: auto = bfloat16 on CPUs with AVX-512 BF16 or AMX and on "
+        "GPUs (float16 where bfloat16 is unsupported), float32 on other CPUs.",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of the launcher and the gateway (JSON lines on stderr)."
     )

@@ -44,7 +44,14 @@ def _python_env() -> dict[str, str]:
     interpreter's library, not another build of the same version (its extension modules would not
     link: "undefined symbol").
     """
-    env = {"PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        # The stub's embedded interpreter takes its text encoding from the locale; under the C
+        # locale it reads files as ASCII, and torch.compile's sources are UTF-8.
+        "PYTHONUTF8": "1",
+        "LC_ALL": "C.UTF-8",
+        "LANG": "C.UTF-8",
+    }
     libdir = sysconfig.get_config_var("LIBDIR")
     library = sysconfig.get_config_var("INSTSONAME") or ""
     if libdir and library and (Path(libdir) / library).exists():
@@ -94,6 +101,9 @@ def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
         "instance_kind": "KIND_GPU" if settings.device == "cuda" else "KIND_CPU",
         "threads": str(settings.threads),
         "batch_decoder": settings.batch_decoder,
+        "compile": settings.compile,
+        "precision": settings.precision,
+        "compile_cache_dir": str(settings.cache_dir / "compile"),
     }
     dest = settings.cache_dir / "model_repository"
     if dest.exists():

@@ -59,6 +59,9 @@ def stack_env(cache_dir: Path, **settings: object) -> dict[str, str]:
     """The environment for a pattern-tts process under test: offline, its own cache dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
     env.update(HF_HUB_OFFLINE="1", PATTERN_TTS_CACHE_DIR=str(cache_dir), PYTHONUNBUFFERED="1")
+    # torch.compile's warm-up costs a minute or more per Triton start on 2 cores; the compiled path
+    # is tested in-process (test_fastpath.py) and by the container entrypoint test's defaults.
+    env["PATTERN_TTS_COMPILE"] = "false"
     env.update({f"PATTERN_TTS_{k.upper()}": str(v) for k, v in settings.items()})
     return env
 

@@ -27,6 +27,8 @@ from kokoro import KModel
 from kokoro.istftnet import AdaIN1d, AdainResBlk1d, AdaINResBlock1, Decoder, Generator
 from torch import Tensor, nn
 
+from pattern_tts.synthesis.fused import Fused
+
 SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples = 25 ms at 24 kHz
 
 
@@ -82,13 +84,18 @@ def _lengths_mask(lengths: Tensor, size: int) -> Tensor:
     return (positions[None, :] < lengths[:, None]).unsqueeze(1).float()
 
 
+def _full_precision(x: Tensor) -> Tensor:
+    """``x`` in float32 if it is in a reduced precision (float64 stays float64)."""
+    return x.float() if x.dtype in (torch.bfloat16, torch.float16) else x
+
+
 class BatchedKokoro:
     """Runs ``KModel``'s modules on a padded batch. Stateless apart from the model.
 
-    Fast path (both off by default): ``compile=True`` runs the decoder's core (decoder blocks and
-    the generator's upsampling stack, everything between the source/STFT and the inverse STFT)
-    through ``torch.compile`` with dynamic batch and time sizes; ``autocast_dtype`` runs that core
-    under autocast (bfloat16 / float16). Source, STFT and inverse STFT always run in float32.
+    Fast path (both off by default): ``compile=True`` compiles the element-wise chains (masked
+    AdaIN, AdaIN + Snake; pattern_tts/synthesis/fused.py) with dynamic shapes; ``autocast_dtype``
+    runs the decoder's core (decoder blocks and the generator's upsampling stack) under autocast
+    (bfloat16 / float16). Source, STFT and inverse STFT always run in float32.
     """
 
     def __init__(
@@ -96,9 +103,7 @@ class BatchedKokoro:
     ) -> None:
         self.model = model
         self.autocast_dtype = autocast_dtype
-        self._core = self._decoder_core
-        if compile:
-            self._core = torch.compile(self._decoder_core, dynamic=True, fullgraph=True)
+        self.fused = Fused(compile=compile)
 
     @property
     def device(self) -> torch.device:
@@ -206,18 +211,19 @@ class BatchedKokoro:
     # masked building blocks
     # ----------------------------------------------------------------------------------------
     @staticmethod
-    def _adain(mod: AdaIN1d, x: Tensor, s: Tensor, mask: Tensor) -> Tensor:
-        """AdaIN1d with instance-norm statistics over each item's valid frames; output masked."""
-        count = mask.sum(dim=-1, keepdim=True).clamp(min=1)
-        mean = (x * mask).sum(dim=-1, keepdim=True) / count
-        centered = (x - mean) * mask
-        var = (centered * centered).sum(dim=-1, keepdim=True) / count
+    def _norm_style(mod: AdaIN1d, s: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, float]:
+        """AdaIN1d's affine weight and bias, and the style's gamma and beta [B, C, 1]."""
         norm = mod.norm
-        y = centered * torch.rsqrt(var + norm.eps)
-        if norm.affine:
-            y = y * norm.weight[None, :, None] + norm.bias[None, :, None]
-        gamma, beta = torch.chunk(mod.fc(s)[..., None], chunks=2, dim=1)
-        return ((1 + gamma) * y + beta) * mask
+        with torch.autocast(s.device.type, enabled=False):  # style scales stay in full precision
+            gamma, beta = torch.chunk(mod.fc(s)[..., None], chunks=2, dim=1)
+        # Plain tensors, not Parameters: the compiled functions then keep channel counts dynamic.
+        weight = norm.weight.detach() if norm.affine else torch.ones_like(gamma[0, :, 0])
+        bias = norm.bias.detach() if norm.affine else torch.zeros_like(gamma[0, :, 0])
+        return weight, bias, gamma, beta, norm.eps
+
+    def _adain(self, mod: AdaIN1d, x: Tensor, s: Tensor, mask: Tensor) -> Tensor:
+        """AdaIN1d with instance-norm statistics over each item's valid frames; output masked."""
+        return self.fused.adain(x, mask, *self._norm_style(mod, s))
 
     def _adain_resblk(
         self, block: AdainResBlk1d, x: Tensor, s: Tensor, mask: Tensor
@@ -240,12 +246,8 @@ class BatchedKokoro:
             block.convs1, block.convs2, block.adain1, block.adain2, block.alpha1, block.alpha2,
             strict=True,
         ):
-            xt = self._adain(n1, x, s, mask)
-            xt = xt + (1 / a1) * (torch.sin(a1 * xt) ** 2)
-            xt = c1(xt)
-            xt = self._adain(n2, xt, s, mask)
-            xt = xt + (1 / a2) * (torch.sin(a2 * xt) ** 2)
-            xt = c2(xt) * mask
+            xt = c1(self.fused.adain_snake(x, mask, *self._norm_style(n1, s), a1.detach()))
+            xt = c2(self.fused.adain_snake(xt, mask, *self._norm_style(n2, s), a2.detach())) * mask
             x = xt + x
         return x
 
@@ -257,8 +259,8 @@ class BatchedKokoro:
         har = self._harmonics(gen, enc.f0, enc.frames, enc.seeds)
         dtype = self.autocast_dtype
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
-            spec, phase, rate = self._core(dec, enc.asr, enc.f0, enc.noise, enc.style, enc.frames, har)
-        return self._istft(gen, spec.float(), phase.float(), rate)
+            spec, phase, rate = self._decoder_core(dec, enc.asr, enc.f0, enc.noise, enc.style, enc.frames, har)
+        return self._istft(gen, _full_precision(spec), _full_precision(phase), rate)
 
     def _harmonics(self, gen: Generator, f0_curve: Tensor, frames: Tensor, seeds: Tensor) -> Tensor:
         """The generator's harmonic source as STFT magnitude and phase: [B, n_fft + 2, K]."""
@@ -318,7 +320,8 @@ class BatchedKokoro:
                 for j in range(gen.num_kernels)
             )
             x = xs / gen.num_kernels
-        x = gen.conv_post(F.leaky_relu(x))
+        with torch.autocast(x.device.type, enabled=False):  # phase is sensitive: full precision
+            x = gen.conv_post(F.leaky_relu(_full_precision(x)))
         n_bins = gen.post_n_fft // 2 + 1
         spec = torch.exp(x[:, :n_bins, :]) * mask
         phase = torch.sin(x[:, n_bins:, :])

@@ -85,8 +85,9 @@ class VoiceStore:
 class KokoroEngine:
     """Kokoro weights, voices and the batched forward pass.
 
-    ``compile`` and ``precision`` select the fast path (pattern_tts/synthesis/fastpath.py); the
-    defaults here are the plain float32 eager path. Call :meth:`warmup` before serving.
+    ``compile`` (None = auto) and ``precision`` select the fast path
+    (pattern_tts/synthesis/fastpath.py); the defaults here are the plain float32 eager path.
+    Call :meth:`warmup` before serving.
     """
 
     def __init__(
@@ -94,7 +95,7 @@ class KokoroEngine:
         weights_dir: Path,
         device: str = "cpu",
         batch_decoder: bool | None = None,
-        compile: bool = False,
+        compile: bool | None = False,
         precision: Precision = "fp32",
         compile_cache_dir: Path | None = None,
     ) -> None:
@@ -110,10 +111,12 @@ class KokoroEngine:
         self.model = model.to(self.device)
         self.vocab: dict[str, int] = model.vocab
         self.voices = VoiceStore(weights_dir / "voices", self.device)
-        if compile:
-            configure_compile_cache(compile_cache_dir)
-        self.compile = compile
         self.autocast_dtype = autocast_dtype(precision, self.device)
+        # None (auto): compile with reduced precision only; in float32 it measured slower on CPU.
+        compile = self.autocast_dtype is not None if compile is None else compile
+        if compile:
+            configure_compile_cache(compile_cache_dir)  # also when None: sizes the worker pool
+        self.compile = compile
         self.batched = BatchedKokoro(self.model, compile=compile, autocast_dtype=self.autocast_dtype)
         # On CPU, running the iSTFTNet decoder one item at a time measured faster than batching it
         # (its activations of a batch outgrow the CPU caches; see docs in bench/fastpath.py).

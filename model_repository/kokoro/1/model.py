@@ -6,6 +6,7 @@ gets its own error and the rest of the batch is still synthesised.
 """
 
 import json
+import locale
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ import triton_python_backend_utils as pb_utils
 
 from pattern_tts.cpu import cpu_quota
 from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRequest
+from pattern_tts.synthesis.fastpath import keep_freed_memory
 
 
 def _invalid(message: str) -> "pb_utils.InferenceResponse":
@@ -39,6 +41,14 @@ def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
     return item.item()
 
 
+# The stub's embedded interpreter starts in the C locale, where files open as ASCII; torch.compile
+# reads its UTF-8 sources with the default encoding.
+try:
+    locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
+except locale.Error:
+    pass
+
+
 class TritonPythonModel:
     """Kokoro on CPU (KIND_CPU) or on the instance's GPU (KIND_GPU)."""
 
@@ -52,12 +62,26 @@ class TritonPythonModel:
             instances = sum(g.get("count", 1) for g in config.get("instance_group", [])) or 1
             threads = int(params.get("threads") or 0) or max(1, cpu_quota() // instances)
             torch.set_num_threads(threads)
+            # Large activations: reuse heap pages instead of mmap + page faults on every op.
+            keep_freed_memory()
         batch_decoder = {"true": True, "false": False}.get(params.get("batch_decoder", "auto"))
+        cache_dir = params.get("compile_cache_dir") or ""
         start = time.perf_counter()
-        self.engine = KokoroEngine(Path(params["weights_dir"]), device=device, batch_decoder=batch_decoder)
+        self.engine = KokoroEngine(
+            Path(params["weights_dir"]),
+            device=device,
+            batch_decoder=batch_decoder,
+            compile={"true": True, "false": False}.get(params.get("compile", "false")),
+            precision=params.get("precision") or "fp32",
+            compile_cache_dir=Path(cache_dir) if cache_dir else None,
+        )
+        loaded = time.perf_counter() - start
+        # Compiles the fast path now, so that the model is not READY before it is fast.
+        warmup = self.engine.warmup()
         pb_utils.Logger.log_info(
-            f"kokoro: loaded on {device} in {time.perf_counter() - start:.1f} s "
+            f"kokoro: loaded on {device} in {loaded:.1f} s, warmed up in {warmup:.1f} s "
             f"(threads={torch.get_num_threads()}, batch_decoder={self.engine.batch_decoder}, "
+            f"compile={self.engine.compile}, autocast={self.engine.autocast_dtype}, "
             f"voices={len(self.engine.voices.names())})"
         )
 

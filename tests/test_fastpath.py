@@ -1,0 +1,114 @@
+"""The fast path (fused/compiled element-wise chains, reduced precision) keeps the audio.
+
+Fast tests use the tiny model and compile only the small fused functions; the whole engine with
+compilation is ``slow`` (its warm-up compiles several graphs: minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
+from pattern_tts.synthesis.fastpath import autocast_dtype, configure_compile_cache, cpu_has_fast_bf16
+from pattern_tts.synthesis.fused import Fused, adain, adain_snake
+
+FIDELITY_SNR_DB = 25.0
+PHONEMES = ("hˈɛlO wˈɜɹld.", "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ.")
+
+
+def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    error = (reference.double() - other.double()).pow(2).sum().clamp(min=1e-20)
+    return float(10 * torch.log10(reference.double().pow(2).sum() / error))
+
+
+def reference_adain_snake(x, mask, weight, bias, gamma, beta, eps, alpha):  # type: ignore[no-untyped-def]
+    """The straightforward formulation the fused one replaces."""
+    count = mask.sum(dim=-1, keepdim=True).clamp(min=1)
+    mean = (x * mask).sum(dim=-1, keepdim=True) / count
+    centered = (x - mean) * mask
+    var = (centered * centered).sum(dim=-1, keepdim=True) / count
+    y = centered * torch.rsqrt(var + eps) * weight[None, :, None] + bias[None, :, None]
+    y = ((1 + gamma) * y + beta) * mask
+    return y + (1 / alpha) * torch.sin(alpha * y) ** 2
+
+
+def inputs(batch: int, channels: int, length: int, dtype: torch.dtype = torch.float64) -> tuple:
+    g = torch.Generator().manual_seed(batch * 1000 + length)
+    lengths = torch.randint(length // 2, length + 1, (batch,), generator=g)
+    lengths[0] = length
+    mask = (torch.arange(length)[None, :] < lengths[:, None]).unsqueeze(1).to(dtype)
+    x = torch.randn(batch, channels, length, generator=g, dtype=dtype) * 3 + 1
+    weight, bias = torch.randn(channels, generator=g, dtype=dtype), torch.randn(channels, generator=g, dtype=dtype)
+    gamma = torch.randn(batch, channels, 1, generator=g, dtype=dtype) * 0.1
+    beta = torch.randn(batch, channels, 1, generator=g, dtype=dtype) * 0.1
+    alpha = torch.rand(1, channels, 1, generator=g, dtype=dtype) + 0.5
+    return x, mask, weight, bias, gamma, beta, 1e-5, alpha
+
+
+def test_fused_functions_match_the_reference() -> None:
+    x, mask, weight, bias, gamma, beta, eps, alpha = inputs(3, 8, 50)
+    expected = reference_adain_snake(x, mask, weight, bias, gamma, beta, eps, alpha)
+    torch.testing.assert_close(adain_snake(x, mask, weight, bias, gamma, beta, eps, alpha), expected)
+    out = adain(x, mask, weight, bias, gamma, beta, eps)
+    assert torch.all(out * (1 - mask) == 0), "padded frames must be zero"
+
+
+def test_compiled_functions_handle_new_sizes_without_recompiling() -> None:
+    torch._dynamo.reset()
+    fused = Fused(compile=True)
+    counter = torch._dynamo.utils.counters
+    counter.clear()
+    for batch, channels, length in ((2, 16, 40), (3, 16, 97), (2, 8, 61), (4, 8, 30)):
+        args = inputs(batch, channels, length, torch.float32)
+        torch.testing.assert_close(fused.adain_snake(*args), adain_snake(*args), rtol=1e-4, atol=1e-4)
+    frames = counter["stats"]["unique_graphs"]
+    assert frames <= 2, f"{frames} graphs compiled for 4 sizes (dynamic shapes expected)"
+
+
+def test_autocast_dtype_choice() -> None:
+    cpu = torch.device("cpu")
+    assert autocast_dtype("fp32", cpu) is None
+    assert autocast_dtype("bf16", cpu) is torch.bfloat16
+    assert autocast_dtype("auto", cpu) is (torch.bfloat16 if cpu_has_fast_bf16() else None)
+
+
+def test_compile_cache_goes_to_the_configured_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TORCHINDUCTOR_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TRITON_CACHE_DIR", raising=False)
+    monkeypatch.delenv("TORCHINDUCTOR_COMPILE_THREADS", raising=False)
+    configure_compile_cache(tmp_path / "compile")
+    assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "compile" / "inductor")
+    assert (tmp_path / "compile").is_dir()
+
+
+def _synthesize(engine: KokoroEngine) -> list:
+    items = [engine.prepare(SynthesisRequest(p, "af_heart", seed=i)) for i, p in enumerate(PHONEMES)]
+    return engine.synthesize(items)
+
+
+@pytest.fixture(scope="module")
+def eager_outputs(tiny_weights_dir: Path) -> list:
+    torch.set_num_threads(2)
+    return _synthesize(KokoroEngine(tiny_weights_dir))
+
+
+def test_bf16_keeps_durations_and_audio(tiny_weights_dir: Path, eager_outputs: list) -> None:
+    fast = _synthesize(KokoroEngine(tiny_weights_dir, precision="bf16"))
+    for ref, out in zip(eager_outputs, fast, strict=True):
+        assert torch.equal(ref.durations, out.durations)
+        assert snr_db(ref.audio, out.audio) >= FIDELITY_SNR_DB
+
+
+@pytest.mark.slow
+def test_compiled_engine_keeps_durations_and_audio(
+    tiny_weights_dir: Path, eager_outputs: list, tmp_path: Path
+) -> None:
+    engine = KokoroEngine(tiny_weights_dir, compile=True, precision="auto", compile_cache_dir=tmp_path)
+    engine.warmup()
+    for ref, out in zip(eager_outputs, _synthesize(engine), strict=True):
+        assert torch.equal(ref.durations, out.durations)
+        assert snr_db(ref.audio, out.audio) >= FIDELITY_SNR_DB
