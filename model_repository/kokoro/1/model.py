@@ -5,6 +5,7 @@ One response per request; a bad request (unknown voice, empty or over-long phone
 gets its own error and the rest of the batch is still synthesised.
 """
 
+import contextlib
 import json
 import locale
 import time
@@ -43,10 +44,8 @@ def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
 
 # The stub's embedded interpreter starts in the C locale, where files open as ASCII; torch.compile
 # reads its UTF-8 sources with the default encoding.
-try:
+with contextlib.suppress(locale.Error):
     locale.setlocale(locale.LC_CTYPE, "C.UTF-8")
-except locale.Error:
-    pass
 
 
 class TritonPythonModel:
