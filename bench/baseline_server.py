@@ -62,9 +62,7 @@ def offline_english_g2p() -> Iterator[None]:
 
 def build_pipeline(weights: Path) -> KPipeline:
     """One KModel (eager fp32, as shipped) inside a KPipeline for American English."""
-    model = KModel(
-        repo_id=REPO_ID, config=str(weights / "config.json"), model=str(weights / "kokoro-v1_0.pth")
-    )
+    model = KModel(repo_id=REPO_ID, config=str(weights / "config.json"), model=str(weights / "kokoro-v1_0.pth"))
     model = model.to("cpu").eval()
     with offline_english_g2p():
         return KPipeline(lang_code="a", repo_id=REPO_ID, model=model)
@@ -132,9 +130,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     pipeline = build_pipeline(args.weights)
-    uvicorn.run(
-        create_app(pipeline, args.weights / "voices"), host="127.0.0.1", port=args.port, log_level="warning"
-    )
+    uvicorn.run(create_app(pipeline, args.weights / "voices"), host="127.0.0.1", port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

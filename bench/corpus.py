@@ -95,8 +95,7 @@ if __name__ == "__main__":
     all_sentences = sentences()
     lengths = sorted(s.words for s in all_sentences)
     print(
-        f"{len(all_sentences)} sentences, words min {lengths[0]} "
-        f"median {lengths[len(lengths) // 2]} max {lengths[-1]}"
+        f"{len(all_sentences)} sentences, words min {lengths[0]} median {lengths[len(lengths) // 2]} max {lengths[-1]}"
     )
     for s in all_sentences:
         print(f"{s.words:3d}  {s.text[:100]}")

@@ -51,9 +51,7 @@ async def one(client: httpx.AsyncClient, url: str, body: dict[str, Any], words: 
         audio = audio_seconds(size, body.get("response_format", "pcm")) if status == 200 else 0.0
         return Record(words, sent - t0, ttfb, done, audio, status, error)
     except httpx.HTTPError as exc:
-        return Record(
-            words, sent - t0, ttfb, time.perf_counter() - sent, 0.0, 0, f"{type(exc).__name__}: {exc}"
-        )
+        return Record(words, sent - t0, ttfb, time.perf_counter() - sent, 0.0, 0, f"{type(exc).__name__}: {exc}")
 
 
 async def run_level(

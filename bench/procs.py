@@ -77,8 +77,14 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log_path: Path, timeo
     start_t = time.monotonic()
     while time.monotonic() - start_t < timeout_s:
         if process.poll() is not None:
-            tail = log_path.read_text(errors="replace")[-3000:]
-            raise RuntimeError(f"process exited with {process.returncode} before {url} was up:\n{tail}")
+            text = log_path.read_text(errors="replace")
+            keys = [line[:600] for line in text.splitlines() if "Failed to initialize Python stub" in line]
+            raise RuntimeError(
+                f"process exited with {process.returncode} before {url} was up: "
+                + " | ".join(keys[:1])
+                + "\n"
+                + text[-3000:]
+            )
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return time.monotonic() - start_t
@@ -108,8 +114,10 @@ def role(proc: psutil.Process) -> str:
         cmd = " ".join(proc.cmdline())
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return "gone"
-    if "triton_python_backend_stub" in cmd or "stub" in name:
+    if "triton_python_backend_stub" in cmd or "stub" in name or name.startswith("triton_python_b"):
         return "python_stub"
+    if name in ("cc1plus", "g++", "gcc", "as", "ld", "cc1") or "_inductor" in cmd or "compile_worker" in cmd:
+        return "compile_workers"
     if "tritonserver" in name or "tritonserver" in cmd.split(" ")[0]:
         return "tritonserver"
     if "gateway" in cmd or "uvicorn" in cmd:
@@ -141,8 +149,10 @@ class RssMonitor:
                 rss = proc.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied):
                 continue
-            total += rss
             key = role(proc)
+            if key == "gone":
+                continue
+            total += rss
             by_role[key] = by_role.get(key, 0) + rss
         self.peak_total = max(self.peak_total, total)
         for key, rss in by_role.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,8 @@ Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 wo
 request). Full mode: concurrency 1 = 6 sentences spread over 3 to 40 words (these are also
 perf_analyzer's input data and the direct Triton calls); concurrency 16 = 16 one-sentence requests of
 3 to 74 words, short and long interleaved, closed loop; perf_analyzer at 1, 2, 4, 8, 16 with
-max(concurrency, 6) requests per level; gateway overhead from 8 pairs of the shortest sentences. If
+max(concurrency, 6) requests per level; gateway overhead from 8 pairs of the shortest sentences
+(gateway vs tritonclient, each minus Triton's own time for that request from its statistics API). If
 the stack cannot start with its compiled fast path, it is measured with `PATTERN_TTS_COMPILE=false`
 and the start-up error is shown below. All HTTP
 responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end).
@@ -185,9 +187,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ovh,
         "n/a (no separate gateway)",
         _status(ovh, 5.0),
-        f"gateway {_get(on, 'overhead', 'gateway_p50_s')} s vs "
-        f"direct {_get(on, 'overhead', 'direct_p50_s')} s, "
-        "same phonemes, pcm",
+        "same phonemes (pcm) through the gateway vs tritonclient; Triton's own time subtracted"
+        if _get(on, "overhead", "gateway_outside_triton_p50_ms") is not None
+        else "raw latency differences (older method, noisy on a busy machine)",
     )
     return rows
 
@@ -309,12 +311,20 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
         sec = results.get(key) or {}
         for what in ("startup_error", "error"):
             if sec.get(what):
-                reason = (
-                    sec[what].split("failed to load")[-1][:600] if "failed to load" in sec[what] else sec[what][-600:]
-                )
+                text = sec[what]
+                cut = text.find("failed to load '")
+                reason = text[:500] if cut < 0 or "Failed to initialize" in text[:600] else text[cut : cut + 500]
                 parts.append(f"- **{key}: {what.replace('_', ' ')}**: `{' '.join(reason.split())}`\n")
         if sec.get("engine"):
             parts.append(f"- {key} kokoro model: `{sec['engine'][-1]}`\n")
+    engines = [_get(results, k, "engine") for k in ("stack_on", "stack_off")]
+    if all(engines):
+        flags = [re.sub(r"loaded on .*? s, warmed up in .*? s ", "", e[-1]) for e in engines]  # type: ignore[index]
+        if flags[0] != flags[1]:
+            parts.append(
+                "- **Batching on and off ran different kokoro engines** (see the lines above): the on/off "
+                "comparison of this run is confounded.\n"
+            )
     parts.append("### Targets (issue 6), baseline in the same run\n")
     parts.append(
         _table(
@@ -393,11 +403,21 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
     parts.append(_table(["system", "peak RSS MiB", "peak by process MiB", "startup s", "first request s"], rows))
     ovh = _get(results, "stack_on", "overhead")
     if ovh:
+        if "gateway_outside_triton_p50_ms" in ovh:
+            detail = (
+                f"time outside Triton p50: gateway {ovh['gateway_outside_triton_p50_ms']} ms, tritonclient "
+                f"{ovh['direct_outside_triton_p50_ms']} ms; raw latency difference p50 "
+                f"{ovh['raw_latency_diff_p50_ms']} ms"
+            )
+        else:
+            detail = (
+                f"raw latency differences, gateway p50 {ovh.get('gateway_p50_s')} s vs direct "
+                f"{ovh.get('direct_p50_s')} s: too noisy on a busy machine (newer runs subtract Triton's time)"
+            )
         parts.append(
-            f"\nGateway overhead: {ovh['pairs']} interleaved pairs of short sentences as phonemes "
-            f"(`input_type: phonemes`, pcm) vs the same kokoro call direct: p50 of the differences "
-            f"**{ovh['overhead_p50_ms']} ms** (gateway p50 {ovh['gateway_p50_s']} s, direct "
-            f"{ovh['direct_p50_s']} s; differences {ovh['diffs_ms']} ms).\n"
+            f"\nGateway overhead: {ovh['pairs']} pairs of the shortest sentences as phonemes "
+            f"(`input_type: phonemes`, pcm) through the gateway and as the same kokoro call direct: "
+            f"**{ovh['overhead_p50_ms']} ms** p50 ({detail}; per pair {ovh['diffs_ms']} ms).\n"
         )
     if png_path is not None:
         parts.append(f"\n![throughput and latency by concurrency]({rel(png_path)})\n")

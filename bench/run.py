@@ -244,44 +244,72 @@ def stack_direct(client: httpclient.InferenceServerClient, work: Workload) -> di
     return loadgen.summarize(records, time.perf_counter() - t0, 1)
 
 
-def gateway_overhead(url: str, client: httpclient.InferenceServerClient, work: Workload) -> dict[str, Any]:
-    """The same kokoro work through the gateway (phoneme input, pcm) and direct, in pairs whose order
-    alternates; the shortest sentences, so that synthesis-time noise is small."""
-    diffs, gw, direct = [], [], []
+def gateway_overhead(
+    url: str, client: httpclient.InferenceServerClient, work: Workload, stats_url: str
+) -> dict[str, Any]:
+    """Gateway overhead per request, insensitive to how long synthesis takes on a busy machine.
+
+    The same kokoro work goes through the gateway (phoneme input, pcm) and direct (tritonclient), in
+    pairs whose order alternates. For each call, Triton's own time for that request (the kokoro
+    model's cumulative ``success`` time, read before and after) is subtracted from the client's
+    latency; overhead = (gateway latency - Triton time) - (direct latency - Triton time).
+    """
+    diffs, gw_extra, direct_extra, raw = [], [], [], []
     failed = 0
+
+    def gateway(body: dict[str, Any], words: int) -> tuple[float, float]:
+        before = triton_direct.kokoro_success_s(stats_url)
+        g = loadgen.run(f"{url}/v1/audio/speech", [(body, words)], 1)
+        nonlocal failed
+        failed += g["failed"]
+        return g["latency_p50_s"], triton_direct.kokoro_success_s(stats_url) - before
+
+    def direct(phonemes: str) -> tuple[float, float]:
+        before = triton_direct.kokoro_success_s(stats_url)
+        latency, _ = triton_direct.timed(client, phonemes, work.voice)
+        return latency, triton_direct.kokoro_success_s(stats_url) - before
+
     for i, s in enumerate(work.short):
         phonemes = work.phonemes[s.text][0]
         body = work.body(phonemes, "pcm", input_type="phonemes", seed=0)
         if i % 2:
-            d, _ = triton_direct.timed(client, phonemes, work.voice)
-        g = loadgen.run(f"{url}/v1/audio/speech", [(body, s.words)], 1)
-        if not i % 2:
-            d, _ = triton_direct.timed(client, phonemes, work.voice)
-        failed += g["failed"]
-        gw.append(g["latency_p50_s"])
-        direct.append(d)
-        diffs.append(g["latency_p50_s"] - d)
+            d, d_server = direct(phonemes)
+            g, g_server = gateway(body, s.words)
+        else:
+            g, g_server = gateway(body, s.words)
+            d, d_server = direct(phonemes)
+        gw_extra.append(g - g_server)
+        direct_extra.append(d - d_server)
+        diffs.append((g - g_server) - (d - d_server))
+        raw.append(g - d)
+    ms = lambda xs: [round(x * 1000, 1) for x in xs]  # noqa: E731
     return {
         "pairs": len(diffs),
         "failed": failed,
         "overhead_p50_ms": round(statistics.median(diffs) * 1000, 1),
-        "gateway_p50_s": round(statistics.median(gw), 4),
-        "direct_p50_s": round(statistics.median(direct), 4),
-        "diffs_ms": [round(x * 1000, 1) for x in diffs],
+        "gateway_outside_triton_p50_ms": round(statistics.median(gw_extra) * 1000, 1),
+        "direct_outside_triton_p50_ms": round(statistics.median(direct_extra) * 1000, 1),
+        "raw_latency_diff_p50_ms": round(statistics.median(raw) * 1000, 1),
+        "diffs_ms": ms(diffs),
     }
 
 
-def run_stack(work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool) -> dict[str, Any]:
-    """The stack; if it cannot start with the defaults because its compiled fast path fails, once
-    more with ``PATTERN_TTS_COMPILE=false`` (the failure is kept in ``startup_error``)."""
+def run_stack(
+    work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool, env: dict[str, str]
+) -> dict[str, Any]:
+    """The stack with ``env`` on top of the defaults; if it cannot start because its compiled fast
+    path fails, once more with ``PATTERN_TTS_COMPILE=false`` (the failure is kept in
+    ``startup_error``, the settings that ran in ``fallback_env``)."""
     try:
-        return run_stack_once(work, plan, weights, tmp, batching, {})
+        return run_stack_once(work, plan, weights, tmp, batching, env)
     except RuntimeError as exc:
         if "compil" not in str(exc).lower() and "inductor" not in str(exc).lower():
             raise
         log(f"  stack failed to start with its compiled fast path; retrying with PATTERN_TTS_COMPILE=false: {exc}")
-        out = run_stack_once(work, plan, weights, tmp, batching, {"PATTERN_TTS_COMPILE": "false"})
-        out["startup_error"] = str(exc)[-3000:]
+        fallback = {**env, "PATTERN_TTS_COMPILE": "false"}
+        out = run_stack_once(work, plan, weights, tmp, batching, fallback)
+        out["startup_error"] = str(exc)[:3000]
+        out["fallback_env"] = fallback
         return out
 
 
@@ -326,7 +354,8 @@ def run_stack_once(
                 if batching:
                     out["direct"] = stack_direct(client, work)
                     log(f"  direct Triton c=1: RTF {out['direct']['rtf']}")
-                    out["overhead"] = gateway_overhead(url, client, work)
+                    stats = f"http://127.0.0.1:{http}/v2/models/kokoro/stats"
+                    out["overhead"] = gateway_overhead(url, client, work, stats)
                     log(f"  gateway overhead p50 {out['overhead']['overhead_p50_ms']} ms")
                 out["perf"] = run_perf(work, plan, http, metrics, tmp / f"perf-{name}")
             out["rss"] = rss.result()
@@ -435,8 +464,11 @@ def main(argv: list[str] | None = None) -> int:
         phases = {
             "baseline": lambda: run_baseline(work, plan, weights, tmp),
             "peer": lambda: run_peer(work, plan),
-            "stack_on": lambda: run_stack(work, plan, weights, tmp, batching=True),
-            "stack_off": lambda: run_stack(work, plan, weights, tmp, batching=False),
+            "stack_on": lambda: run_stack(work, plan, weights, tmp, True, {}),
+            # Off runs with the settings that on ran with, so that only batching differs.
+            "stack_off": lambda: run_stack(
+                work, plan, weights, tmp, False, (results.get("stack_on") or {}).get("fallback_env", {})
+            ),
         }
         for key, phase in phases.items():
             if key.removeprefix("stack_") in args.skip:

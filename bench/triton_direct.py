@@ -65,10 +65,7 @@ def perf_env() -> dict[str, str]:
 
 def write_input_data(path: Path, phonemes: list[str], voice: str) -> Path:
     """perf_analyzer ``--input-data`` JSON: one entry per phoneme chunk, all with ``voice``."""
-    data = [
-        {"phonemes": {"content": [p], "shape": [1]}, "voice": {"content": [voice], "shape": [1]}}
-        for p in phonemes
-    ]
+    data = [{"phonemes": {"content": [p], "shape": [1]}, "voice": {"content": [voice], "shape": [1]}} for p in phonemes]
     path.write_text(json.dumps({"data": data}, ensure_ascii=False), encoding="utf-8")
     return path
 
@@ -115,9 +112,7 @@ def perf_analyzer(
     ]
     before = kokoro_counters(metrics_url)
     start = time.perf_counter()
-    proc = subprocess.run(
-        args, env=perf_env(), capture_output=True, text=True, timeout=timeout_s, check=False
-    )
+    proc = subprocess.run(args, env=perf_env(), capture_output=True, text=True, timeout=timeout_s, check=False)
     wall = time.perf_counter() - start
     after = kokoro_counters(metrics_url)
     out: dict[str, Any] = {
@@ -146,3 +141,9 @@ def perf_analyzer(
         server_compute_s=round(float(row["Server Compute Infer"]) * us, 3),
     )
     return out
+
+
+def kokoro_success_s(stats_url: str) -> float:
+    """Triton's cumulative time (seconds) spent on successful kokoro requests (statistics extension)."""
+    stats = httpx.get(stats_url, timeout=5).json()["model_stats"]
+    return sum(int(m["inference_stats"]["success"]["ns"]) for m in stats) / 1e9
