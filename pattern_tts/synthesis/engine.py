@@ -23,9 +23,8 @@ from pattern_tts.synthesis.batched import (
 )
 from pattern_tts.synthesis.fastpath import Precision, autocast_dtype, configure_compile_cache
 from pattern_tts.voice_spec import VoiceSpecError, parse_voice_spec
+from pattern_tts.weights.architecture import CONFIG_NAME, HUB_REPO_ID, MODEL_NAME, VOICES_DIR
 
-REPO_ID = "hexgrad/Kokoro-82M"
-WEIGHTS_FILE = "kokoro-v1_0.pth"
 MAX_PHONEMES = 510  # Kokoro's context is 512 tokens, two of them boundary tokens
 MIN_SPEED, MAX_SPEED = 0.25, 4.0
 # Warm-up inputs: two lengths (and, with a batched decoder, two batch sizes) so that the compiled
@@ -100,17 +99,17 @@ class KokoroEngine:
         compile_cache_dir: Path | None = None,
     ) -> None:
         self.device = torch.device(device)
-        config_path = weights_dir / "config.json"
-        weights_path = weights_dir / WEIGHTS_FILE
+        config_path = weights_dir / CONFIG_NAME
+        weights_path = weights_dir / MODEL_NAME
         for path in (config_path, weights_path):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} is missing")
         config = json.loads(config_path.read_text(encoding="utf-8"))
-        model = KModel(repo_id=REPO_ID, config=config, model=str(weights_path)).eval()
+        model = KModel(repo_id=HUB_REPO_ID, config=config, model=str(weights_path)).eval()
         fold_weight_norm(model)
         self.model = model.to(self.device)
         self.vocab: dict[str, int] = model.vocab
-        self.voices = VoiceStore(weights_dir / "voices", self.device)
+        self.voices = VoiceStore(weights_dir / VOICES_DIR, self.device)
         self.autocast_dtype = autocast_dtype(precision, self.device)
         # None (auto): compile with reduced precision only; in float32 it measured slower on CPU.
         compile = self.autocast_dtype is not None if compile is None else compile
