@@ -79,8 +79,9 @@ chmod 755 opt opt/pattern-tts
 ro() { mount --rbind "$1" "$2"; mount -o remount,bind,ro "$2"; }
 ro /usr usr
 ro /etc etc
-ro "$PROJECT" "./$PROJECT"
-ro "$PYHOME" "./$PYHOME"
+# an image's project and interpreter directories are world-traversable; a checkout may be 0700
+# (e.g. under mktemp -d): open its top directory to UID 1000 before making it read-only
+for p in "$PROJECT" "$PYHOME"; do mount --rbind "$p" "./$p"; chmod o+rx "./$p"; mount -o remount,bind,ro "./$p"; done
 ro "$WEIGHTS" models
 ro "$MODEL_REPO" opt/pattern-tts/model_repository
 # every directory on the way to the project and the interpreter: traversable, like an image's
