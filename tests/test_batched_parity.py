@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,9 @@ from kokoro import KModel
 from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
 
 PARITY_SNR_DB = 40.0
+# CI runs this on the CPU; on a GPU machine, PATTERN_TTS_TEST_DEVICE=cuda runs the same checks there
+# (Kokoro's batch-1 then draws its noise from the CUDA generator, and so does the batched pass).
+DEVICE = torch.device(os.environ.get("PATTERN_TTS_TEST_DEVICE", "cpu"))
 # The parity check runs both sides in float64: it then measures the algorithm alone. In float32,
 # Kokoro's own output moves by more than 40 dB between two FFT/convolution plans on the same input
 # (the phase of near-silent STFT bins is ill-conditioned, and random weights amplify it), so a
@@ -42,11 +46,15 @@ def float64_default() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def kmodel64(tiny_weights_dir: Path, float64_default: None) -> KModel:
-    return KModel(
-        repo_id="hexgrad/Kokoro-82M",
-        config=str(tiny_weights_dir / "config.json"),
-        model=str(tiny_weights_dir / "kokoro-v1_0.pth"),
-    ).eval()
+    return (
+        KModel(
+            repo_id="hexgrad/Kokoro-82M",
+            config=str(tiny_weights_dir / "config.json"),
+            model=str(tiny_weights_dir / "kokoro-v1_0.pth"),
+        )
+        .eval()
+        .to(DEVICE)
+    )
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +65,8 @@ def parity_items(kmodel64: KModel, tiny_weights_dir: Path) -> list[BatchItem]:
     lengths, speeds = (3, 40, 150, 400), (1.0, 1.3, 1.6, 2.0)
     return [
         BatchItem(
-            input_ids=token_ids(kmodel64, random_phonemes(kmodel64, n, generator)),
-            ref_s=voice[n - 1, 0].double(),
+            input_ids=token_ids(kmodel64, random_phonemes(kmodel64, n, generator)).to(DEVICE),
+            ref_s=voice[n - 1, 0].double().to(DEVICE),
             speed=speed,
             seed=1000 + n,
         )
@@ -73,7 +81,7 @@ def batch1_outputs(kmodel64: KModel, parity_items: list[BatchItem]) -> list[tupl
     for item in parity_items:
         torch.manual_seed(item.seed)  # Kokoro draws its noise from the global generator
         audio, durations = kmodel64.forward_with_tokens(item.input_ids[None], item.ref_s[None], item.speed)
-        outputs.append((audio, durations.reshape(-1)))
+        outputs.append((audio.cpu(), durations.reshape(-1).cpu()))
     return outputs
 
 
@@ -88,9 +96,10 @@ def test_batch_matches_kokoro_batch1(
     items = parity_items if batch_decoder else parity_items[:3]
     outputs = BatchedKokoro(kmodel64)(items, batch_decoder=batch_decoder)
     for item, out, (audio, durations) in zip(items, outputs, batch1_outputs, strict=False):
-        assert torch.equal(out.durations, durations), len(item.input_ids)
-        assert out.audio.shape == audio.shape
-        assert snr_db(audio, out.audio) >= PARITY_SNR_DB, (len(item.input_ids), snr_db(audio, out.audio))
+        out_audio = out.audio.cpu()
+        assert torch.equal(out.durations.cpu(), durations), len(item.input_ids)
+        assert out_audio.shape == audio.shape
+        assert snr_db(audio, out_audio) >= PARITY_SNR_DB, (len(item.input_ids), snr_db(audio, out_audio))
 
 
 @pytest.mark.slow
@@ -102,21 +111,30 @@ def test_full_size_batch_matches_kokoro_batch1(tmp_path_factory: pytest.TempPath
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        model = KModel(
-            repo_id="hexgrad/Kokoro-82M",
-            config=str(weights / "config.json"),
-            model=str(weights / "kokoro-v1_0.pth"),
-        ).eval()
+        model = (
+            KModel(
+                repo_id="hexgrad/Kokoro-82M",
+                config=str(weights / "config.json"),
+                model=str(weights / "kokoro-v1_0.pth"),
+            )
+            .eval()
+            .to(DEVICE)
+        )
         generator = torch.Generator().manual_seed(3)
         voice = torch.load(weights / "voices" / "af_heart.pt", weights_only=True)
         items = [
-            BatchItem(token_ids(model, random_phonemes(model, n, generator)), voice[n - 1, 0].double(), 1.0, n)
+            BatchItem(
+                token_ids(model, random_phonemes(model, n, generator)).to(DEVICE),
+                voice[n - 1, 0].double().to(DEVICE),
+                1.0,
+                n,
+            )
             for n in (3, 40, 150, 400)
         ]
         for item, out in zip(items, BatchedKokoro(model)(items, batch_decoder=True), strict=True):
             torch.manual_seed(item.seed)
             audio, durations = model.forward_with_tokens(item.input_ids[None], item.ref_s[None], item.speed)
-            assert torch.equal(out.durations, durations.reshape(-1))
-            assert snr_db(audio, out.audio) >= PARITY_SNR_DB
+            assert torch.equal(out.durations.cpu(), durations.reshape(-1).cpu())
+            assert snr_db(audio.cpu(), out.audio.cpu()) >= PARITY_SNR_DB
     finally:
         torch.set_default_dtype(previous)
