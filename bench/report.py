@@ -490,8 +490,35 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The GPU section: the latest ``bench/gpu.py`` results (the model in-process, per batch size)."""
+    runs = sorted(results_dir.glob("gpu-*.json"))
+    if not runs:
+        return "## GPU\n\nNo GPU run yet: `python -m bench.gpu` on a GPU writes `bench/results/gpu-<date>.json`.\n"
+    data = json.loads(runs[-1].read_text())
+    base = {r["variant"]: r["audio_s_per_s"] for r in data["rows"] if r["batch"] == 1 and r["decoder"] == "batched"}
+    rows = [
+        [r["variant"], r["decoder"], r["batch"], r["audio_s_per_s"], f"{r['audio_s_per_s'] / base[r['variant']]:.2f}x",
+         r["ms_per_batch"], r["peak_gib"]]
+        for r in data["rows"]
+    ]  # fmt: skip
+    return (
+        f"## GPU: the batching gain ({data['device']}, {data['date']})\n\n"
+        f"`python -m bench.gpu` (`bench/gpu.py`): the kokoro model's work in-process (`KokoroEngine.synthesize`,"
+        f" outputs copied back to the CPU), {data['items']} corpus requests of {data['phonemes_per_item']['min']} to"
+        f" {data['phonemes_per_item']['max']} phonemes, short and long interleaved, cut into batches of each size;"
+        f" torch {data['torch']}, {data['weights_kind']} weights. Triton itself was not run on the GPU"
+        f" (the GPU machine had no tritonserver, and none could be installed there)."
+        f" Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        + _table(["variant", "decoder", "batch", "audio s / s", "vs batch 1", "ms / batch", "peak GiB"], rows)
+        + "\n\nThe per-item decoder rows run the text side batched and the iSTFTNet decoder one item at a time"
+        " (the CPU default); on the GPU the batched decoder is faster at every batch size, so `batch_decoder=auto`"
+        " batches it there.\n"
+    )
+
+
 def write_benchmarks_md(text: str) -> None:
-    BENCHMARKS_MD.write_text(text.rstrip() + "\n", encoding="utf-8")
+    BENCHMARKS_MD.write_text(text.rstrip() + "\n\n" + gpu_markdown().rstrip() + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
