@@ -97,6 +97,34 @@ def test_concurrent_requests_form_batches_and_match_batch1(stack: Stack) -> None
         assert snr_db(wave, wave_batched) >= MATCH_SNR_DB
 
 
+def test_short_request_of_a_batch_is_answered_before_the_long_one_is_decoded(stack: Stack) -> None:
+    """On CPU the decoder runs per item, shortest first, and each response is sent as soon as its
+    item is done: a short request batched with a long one does not wait for the long one."""
+    long_phonemes = " ".join(PHONEMES[3] for _ in range(4))[:400]
+    requests = [(long_phonemes, "af_heart", 1), (PHONEMES[0], "am_adam", 2)]
+
+    async def timed_together() -> list[float]:
+        client = aioclient.InferenceServerClient(stack.triton_http_url)
+        start = time.monotonic()
+
+        async def one(request: tuple[str, str, int]) -> float:
+            result = await client.infer("kokoro", kokoro_inputs(*request))
+            assert result.as_numpy("waveform").size > 0
+            return time.monotonic() - start
+
+        try:
+            return list(await asyncio.gather(*(one(r) for r in requests)))
+        finally:
+            await client.close()
+
+    before = batch_stats(stack)
+    long_done, short_done = asyncio.run(timed_together())
+    after = batch_stats(stack, at_least=before[0] + 2)
+    assert after[1] - before[1] == 1, "the two requests were not batched together"
+    # The long item's decoder runs after the short one's response went out.
+    assert short_done < long_done - 0.2, (short_done, long_done)
+
+
 @pytest.mark.parametrize(
     ("bad", "message"),
     [

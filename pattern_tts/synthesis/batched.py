@@ -18,7 +18,7 @@ Time lengths through the decoder, for an item of ``F`` frames (sum of its durati
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -117,18 +117,32 @@ class BatchedKokoro:
         """Synthesise every item. ``batch_decoder=False`` runs the decoder one item at a time
         (the same code on batches of one), which can be faster on CPUs; the text side is always
         batched."""
+        outputs = dict(self.stream(items, batch_decoder=batch_decoder))
+        return [outputs[i] for i in range(len(items))]
+
+    @torch.no_grad()
+    def stream(
+        self, items: Sequence[BatchItem], batch_decoder: bool = True
+    ) -> Iterator[tuple[int, BatchOutput]]:
+        """Like ``__call__``, but yields ``(index, output)`` as soon as each item is done: all
+        together after a batched decoder; one at a time, shortest first, with the per-item decoder,
+        so that the short requests of a batch are not held back by its long ones."""
         encoded = self.encode(items)
         if batch_decoder:
-            audio = list(self.decode(encoded))
+            audio = self.decode(encoded)
+            for i in range(len(items)):
+                yield i, self._output(encoded, i, audio[i])
         else:
-            audio = [self.decode(encoded.select(i))[0] for i in range(len(items))]
-        return [
-            BatchOutput(
-                audio=audio[i][: int(encoded.frames[i]) * SAMPLES_PER_FRAME],
-                durations=encoded.durations[i, : int(encoded.token_lengths[i])],
-            )
-            for i in range(len(items))
-        ]
+            for i in sorted(range(len(items)), key=lambda i: int(encoded.frames[i])):
+                yield i, self._output(encoded, i, self.decode(encoded.select(i))[0])
+
+    @staticmethod
+    def _output(encoded: Encoded, i: int, audio: Tensor) -> BatchOutput:
+        """Item ``i``'s audio and durations, trimmed to its own length."""
+        return BatchOutput(
+            audio=audio[: int(encoded.frames[i]) * SAMPLES_PER_FRAME],
+            durations=encoded.durations[i, : int(encoded.token_lengths[i])],
+        )
 
     @torch.no_grad()
     def encode(self, items: Sequence[BatchItem]) -> Encoded:

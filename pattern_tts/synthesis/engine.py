@@ -9,6 +9,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -158,6 +159,13 @@ class KokoroEngine:
         )
 
     def synthesize(self, items: list[BatchItem]) -> list[BatchOutput]:
-        """One batched forward pass over all items; outputs on the CPU."""
-        outputs = self.batched(items, batch_decoder=self.batch_decoder)
-        return [BatchOutput(o.audio.float().cpu(), o.durations.cpu()) for o in outputs]
+        """One batched forward pass over all items; outputs on the CPU, in the items' order."""
+        outputs = dict(self.synthesize_each(items))
+        return [outputs[i] for i in range(len(items))]
+
+    def synthesize_each(self, items: list[BatchItem]) -> Iterator[tuple[int, BatchOutput]]:
+        """The same forward pass, yielding ``(index, output)`` (on the CPU) as each item is done:
+        with the per-item decoder (the CPU default) shortest first, so a caller can answer the
+        short requests of a batch before its long ones are decoded."""
+        for i, out in self.batched.stream(items, batch_decoder=self.batch_decoder):
+            yield i, BatchOutput(out.audio.float().cpu(), out.durations.cpu())

@@ -1,8 +1,10 @@
 """Triton python backend ``kokoro``: a dynamic batch of requests -> one batched forward pass.
 
 Thin Triton I/O around :class:`pattern_tts.synthesis.engine.KokoroEngine` (see docs/architecture.md).
-One response per request; a bad request (unknown voice, empty or over-long phonemes, bad speed)
-gets its own error and the rest of the batch is still synthesised.
+One response per request, sent through the request's response sender as soon as that request is
+done (the model is not decoupled: exactly one final response each); a bad request (unknown voice,
+empty or over-long phonemes, bad speed) gets its own error and the rest of the batch is still
+synthesised.
 """
 
 import contextlib
@@ -92,8 +94,11 @@ class TritonPythonModel:
             seed=int(_scalar(request, "seed", 0)),
         )
 
-    def execute(self, requests: list) -> list:
-        responses: list = [None] * len(requests)
+    def execute(self, requests: list) -> None:
+        """Answer each request through its response sender as soon as its own audio is ready:
+        with the per-item decoder (the CPU default) the short requests of a batch go out before
+        its long ones are decoded, instead of all waiting for the whole batch."""
+        senders = [request.get_response_sender() for request in requests]
         items, slots = [], []
         for i, request in enumerate(requests):
             try:
@@ -101,30 +106,34 @@ class TritonPythonModel:
                 slots.append(i)
             except RequestError as exc:
                 pb_utils.Logger.log_warn(f"kokoro: bad request: {exc}")
-                responses[i] = _invalid(str(exc))
-        if items:
-            start = time.perf_counter()
-            try:
-                outputs = self.engine.synthesize(items)
-            except Exception as exc:  # e.g. out of memory: fail this batch, keep serving
-                pb_utils.Logger.log_error(f"kokoro: batch of {len(items)} failed: {type(exc).__name__}: {exc}")
-                error = pb_utils.TritonError(f"synthesis failed: {type(exc).__name__}: {exc}")
-                for slot in slots:
-                    responses[slot] = pb_utils.InferenceResponse(output_tensors=[], error=error)
-                return responses
-            elapsed = time.perf_counter() - start
-            for slot, out in zip(slots, outputs, strict=True):
-                responses[slot] = pb_utils.InferenceResponse(
+                senders[i].send(_invalid(str(exc)), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+        if not items:
+            return None
+        start = time.perf_counter()
+        pending, seconds = set(range(len(items))), 0.0
+        try:
+            for k, out in self.engine.synthesize_each(items):
+                response = pb_utils.InferenceResponse(
                     output_tensors=[
                         pb_utils.Tensor("waveform", out.audio.numpy().astype(np.float32)[None, :]),
                         pb_utils.Tensor("durations", out.durations.numpy().astype(np.int64)[None, :]),
                     ]
                 )
-            seconds = sum(len(o.audio) for o in outputs) / 24000
-            pb_utils.Logger.log_verbose(
-                f"kokoro: batch of {len(items)} -> {seconds:.2f} s audio in {elapsed:.2f} s"
-            )
-        return responses
+                senders[slots[k]].send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                pending.discard(k)
+                seconds += len(out.audio) / 24000
+        except Exception as exc:  # e.g. out of memory: fail what is left of this batch, keep serving
+            pb_utils.Logger.log_error(f"kokoro: batch of {len(items)} failed: {type(exc).__name__}: {exc}")
+            error = pb_utils.TritonError(f"synthesis failed: {type(exc).__name__}: {exc}")
+            for k in sorted(pending):
+                senders[slots[k]].send(
+                    pb_utils.InferenceResponse(output_tensors=[], error=error),
+                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+                )
+            return None
+        elapsed = time.perf_counter() - start
+        pb_utils.Logger.log_verbose(f"kokoro: batch of {len(items)} -> {seconds:.2f} s audio in {elapsed:.2f} s")
+        return None
 
     def finalize(self) -> None:
         pb_utils.Logger.log_info("kokoro: finalized")
