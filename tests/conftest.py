@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,35 +105,28 @@ def start_pattern_tts(args: list[str], env: dict[str, str], log_path: Path) -> s
         )
 
 
-@pytest.fixture(scope="session")
-def stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """``pattern-tts serve`` on the tiny model, ready; stopped (and its log checked) at the end."""
-    work = tmp_path_factory.mktemp("stack")
+@contextmanager
+def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[Stack]:
+    """``pattern-tts serve`` on ``weights_dir``, ready; stopped (and its log checked) on exit."""
     gateway, http, grpc, metrics = (free_port() for _ in range(4))
     log_path = work / "serve.log"
-    env = stack_env(
-        work / "cache",
-        # A longer batching window than production makes batch formation in tests deterministic.
-        max_queue_delay_us=20000,
-        max_input_chars=30000,
-    )
     process = start_pattern_tts(
         [
             "serve",
-            f"--weights={tiny_weights_dir}",
+            f"--weights={weights_dir}",
             f"--port={gateway}",
             f"--triton-http-port={http}",
             f"--triton-grpc-port={grpc}",
             f"--triton-metrics-port={metrics}",
         ],
-        env,
+        stack_env(work / "cache", **settings),
         log_path,
     )
     running = Stack(
         gateway_url=f"http://127.0.0.1:{gateway}",
         triton_http_url=f"127.0.0.1:{http}",
         metrics_url=f"http://127.0.0.1:{metrics}/metrics",
-        weights_dir=tiny_weights_dir,
+        weights_dir=weights_dir,
         log_path=log_path,
         process=process,
     )
@@ -144,3 +138,24 @@ def stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     log = running.log_text()
     assert process.returncode == 0, f"serve exited with {process.returncode}:\n{log[-3000:]}"
     assert "Traceback" not in log, f"a traceback was logged:\n{log[log.index('Traceback') - 500:][:4000]}"
+
+
+@pytest.fixture(scope="session")
+def stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """``pattern-tts serve`` on the tiny model, shared by the tests of a session."""
+    # A longer batching window than production makes batch formation in tests deterministic.
+    with serve_stack(
+        tiny_weights_dir, tmp_path_factory.mktemp("stack"), max_queue_delay_us=20000, max_input_chars=30000
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def packaged_weights_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Real Kokoro v1.0 weights converted from the packaged int8 model (the `weights` extra, which
+    the README's test command installs); about a minute on 2 cores."""
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from pattern_tts.weights.prepare import prepare_weights
+
+    return prepare_weights("packaged", tmp_path_factory.mktemp("weights") / "packaged", progress=False)

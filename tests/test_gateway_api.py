@@ -389,3 +389,25 @@ def test_long_text_is_chunked_within_context_and_nothing_is_dropped(http: httpx.
     assert all(0 < len(c["phonemes"]) <= 510 for c in chunks)
     spoken = re.findall(r"[A-Za-z]+", " ".join(c["text"] for c in chunks))
     assert spoken == re.findall(r"[A-Za-z]+", text)
+
+
+@pytest.mark.slow
+def test_20000_characters_are_synthesised_in_full(http: httpx.Client) -> None:
+    """A 20,000-character input, synthesised (not only phonemised): every word of the input is in
+    the timestamps, in order, inside the audio. `pytest -m slow`: minutes on 2 cores."""
+    from bench.corpus import paragraphs
+
+    corpus = "\n".join(p for _, p in paragraphs())
+    text = (corpus * (20_000 // len(corpus) + 1))[:20_000].rsplit(" ", 1)[0]
+    body = {"input": text, "voice": "af_heart", "response_format": "pcm", "speed": 4.0}
+    response = http.post("/v1/audio/speech/timestamps", json=body, timeout=1800)
+    assert response.status_code == 200, response.text
+    result = response.json()
+    words = result["words"]
+    assert re.findall(r"[A-Za-z]+", " ".join(w["word"] for w in words)) == re.findall(r"[A-Za-z]+", text)
+    previous_end = 0.0
+    for w in words:
+        assert previous_end <= w["start"] <= w["end"] <= result["duration"]
+        previous_end = w["end"]
+    samples, _ = decode(base64.b64decode(result["audio"]), "pcm")
+    assert abs(len(samples) / 24000 - result["duration"]) < 0.05

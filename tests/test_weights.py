@@ -218,11 +218,8 @@ needs_packaged = pytest.mark.skipif(
 
 
 @pytest.fixture(scope="module")
-def converted(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("onnx")
-    pytest.importorskip("onnxruntime")
-    dest = tmp_path_factory.mktemp("weights") / "packaged"
-    return prepare_weights("packaged", dest, progress=False)
+def converted(packaged_weights_dir: Path) -> Path:
+    return packaged_weights_dir
 
 
 @needs_packaged
