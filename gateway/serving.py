@@ -39,10 +39,10 @@ SAMPLE_RATE = 24_000
 FRAME_SAMPLES = 600  # one duration frame of the kokoro model (25 ms)
 MAX_PHONEMES = 510  # Kokoro's context, per chunk
 SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
-# The first chunk is cut after its first sentence(s) of at least this many phonemes, so that the
-# first audio is ready early (see `split_lead`).
+# The first chunk is cut after its first sentence or clause end at or beyond this many phonemes,
+# so that the first audio is ready early (see `split_lead`).
 LEAD_MIN_PHONEMES = 24
-_SENTENCE_END = re.compile(r"[.!?…]+[\"”')\]]*(?=\s)")
+_LEAD_END = re.compile(r"[.!?…,;:—–]+[\"”')\]]*(?=\s)")
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
 # Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
 _JAPANESE_SCRIPT = re.compile(
@@ -72,14 +72,16 @@ def split_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
 
 
 def split_lead(chunk: Chunk, min_phonemes: int = LEAD_MIN_PHONEMES) -> list[Chunk]:
-    """Cut a chunk after its first sentence end at or beyond `min_phonemes` symbols.
+    """Cut a chunk after its first sentence or clause end (`. ! ? , ; :` and dashes) at or beyond
+    `min_phonemes` symbols.
 
     Used on a request's first chunk (up to 510 phonemes, several sentences): the short lead is sent
-    to Triton first and its audio streams while the rest is synthesised. Words keep their order;
-    each piece's `text` is its words.
+    to Triton first and its audio streams while the rest is synthesised. A clause is a natural
+    pause, so a long first sentence does not delay the first audio. Words keep their order; each
+    piece's `text` is its words.
     """
     text = chunk.phonemes
-    for m in _SENTENCE_END.finditer(text):
+    for m in _LEAD_END.finditer(text):
         cut = m.end()
         rest = cut + (len(text[cut:]) - len(text[cut:].lstrip()))
         if cut >= min_phonemes and rest < len(text):

@@ -131,6 +131,11 @@ def test_split_lead_cuts_after_first_long_enough_sentence() -> None:
     assert len(lead.words) + len(rest.words) == len(words)
     one = Chunk("t", "wˈʌn sˈɛntəns ˈoʊnli.", ())
     assert split_lead(one, min_phonemes=5) == [one]
+    # A long first sentence is cut at its first clause end past the minimum.
+    clause = Chunk("t", "kˈɔl mˌi ˈɪʃmeɪl. sˌʌm jˈɪɹz əɡˈO, nˈɛvəɹ mˈInd hˌW lˈɔŋ, hˈævɪŋ nˈO mˈʌni.", ())
+    lead, rest = split_lead(clause, min_phonemes=24)
+    assert lead.phonemes == "kˈɔl mˌi ˈɪʃmeɪl. sˌʌm jˈɪɹz əɡˈO,"
+    assert rest.phonemes == "nˈɛvəɹ mˈInd hˌW lˈɔŋ, hˈævɪŋ nˈO mˈʌni."
 
 
 def test_word_timestamps_from_durations() -> None:
