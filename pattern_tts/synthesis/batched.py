@@ -43,6 +43,30 @@ class BatchItem:
 
 
 @dataclass(frozen=True)
+class TokenSide:
+    """The text side's token-level outputs for a padded batch (before expanding to frames)."""
+
+    prosody: Tensor  # [B, Lmax, C] duration encoder output (the prosody predictor's features)
+    text: Tensor  # [B, 512, Lmax] text encoder output
+    ref_s: Tensor  # [B, 256] style vectors (decoder half first)
+    seeds: Tensor  # [B] noise seeds (CPU)
+    durations: Tensor  # [B, Lmax] frames per token, 0 on padded tokens
+    token_lengths: Tensor  # [B]
+
+    def select(self, i: int) -> TokenSide:
+        """Item ``i`` alone, trimmed to its own length (a batch of one)."""
+        n = int(self.token_lengths[i])
+        return TokenSide(
+            prosody=self.prosody[i : i + 1, :n],
+            text=self.text[i : i + 1, :, :n],
+            ref_s=self.ref_s[i : i + 1],
+            seeds=self.seeds[i : i + 1],
+            durations=self.durations[i : i + 1, :n],
+            token_lengths=self.token_lengths[i : i + 1],
+        )
+
+
+@dataclass(frozen=True)
 class Encoded:
     """The text side's output for a padded batch: what the decoder needs, plus lengths."""
 
@@ -54,20 +78,6 @@ class Encoded:
     frames: Tensor  # [B] frames per item (sum of durations)
     durations: Tensor  # [B, Lmax] frames per token, 0 on padded tokens
     token_lengths: Tensor  # [B]
-
-    def select(self, i: int) -> Encoded:
-        """Item ``i`` alone, trimmed to its own length (a batch of one)."""
-        f, n = int(self.frames[i]), int(self.token_lengths[i])
-        return Encoded(
-            asr=self.asr[i : i + 1, :, :f],
-            f0=self.f0[i : i + 1, : 2 * f],
-            noise=self.noise[i : i + 1, : 2 * f],
-            style=self.style[i : i + 1],
-            seeds=self.seeds[i : i + 1],
-            frames=self.frames[i : i + 1],
-            durations=self.durations[i : i + 1, :n],
-            token_lengths=self.token_lengths[i : i + 1],
-        )
 
 
 @dataclass(frozen=True)
@@ -127,14 +137,18 @@ class BatchedKokoro:
         """Like ``__call__``, but yields ``(index, output)`` as soon as each item is done: all
         together after a batched decoder; one at a time, shortest first, with the per-item decoder,
         so that the short requests of a batch are not held back by its long ones."""
-        encoded = self.encode(items)
+        tokens = self.encode_tokens(items)
         if batch_decoder:
+            encoded = self.encode_frames(tokens)
             audio = self.decode(encoded)
             for i in range(len(items)):
                 yield i, self._output(encoded, i, audio[i])
         else:
-            for i in sorted(range(len(items)), key=lambda i: int(encoded.frames[i])):
-                yield i, self._output(encoded, i, self.decode(encoded.select(i))[0])
+            # Everything at frame rate (F0/energy, decoder) runs per item: no work on padding.
+            frames = tokens.durations.sum(dim=1)
+            for i in sorted(range(len(items)), key=lambda i: int(frames[i])):
+                encoded = self.encode_frames(tokens.select(i))
+                yield i, self._output(encoded, 0, self.decode(encoded)[0])
 
     @staticmethod
     def _output(encoded: Encoded, i: int, audio: Tensor) -> BatchOutput:
@@ -147,6 +161,11 @@ class BatchedKokoro:
     @torch.no_grad()
     def encode(self, items: Sequence[BatchItem]) -> Encoded:
         """Text side: ALBERT, prosody, durations, alignment, F0/N curves and the text encoder."""
+        return self.encode_frames(self.encode_tokens(items))
+
+    @torch.no_grad()
+    def encode_tokens(self, items: Sequence[BatchItem]) -> TokenSide:
+        """The token-level text side on a padded batch: ALBERT, prosody features, durations, text encoder."""
         m = self.model
         device = self.device
         lengths = torch.tensor([len(it.input_ids) for it in items], device=device)
@@ -157,29 +176,38 @@ class BatchedKokoro:
         text_mask = torch.arange(max_len, device=device)[None, :] >= lengths[:, None]  # True = pad
         ref_s = torch.stack([it.ref_s.to(device) for it in items])
         speed = torch.tensor([it.speed for it in items], device=device, dtype=torch.float32)
-        s = ref_s[:, 128:]
 
         bert_dur = m.bert(input_ids, attention_mask=(~text_mask).int())
         d_en = m.bert_encoder(bert_dur).transpose(-1, -2)
-        d = m.predictor.text_encoder(d_en, s, lengths, text_mask)
+        d = m.predictor.text_encoder(d_en, ref_s[:, 128:], lengths, text_mask)
         x = self._packed_lstm(m.predictor.lstm, d, lengths)
         duration = torch.sigmoid(m.predictor.duration_proj(x)).sum(dim=-1) / speed[:, None]
         durations = torch.round(duration).clamp(min=1).long().masked_fill(text_mask, 0)
-
-        frames = durations.sum(dim=1)
-        alignment = self._alignment(durations, int(frames.max())).to(d.dtype)  # [B, L, Fmax]
-        en = d.transpose(-1, -2) @ alignment
-        f0, noise = self._f0_n(en, s, frames)
-        t_en = m.text_encoder(input_ids, lengths, text_mask)
-        return Encoded(
-            asr=t_en @ alignment,
-            f0=f0,
-            noise=noise,
-            style=ref_s[:, :128],
+        return TokenSide(
+            prosody=d,
+            text=m.text_encoder(input_ids, lengths, text_mask),
+            ref_s=ref_s,
             seeds=torch.tensor([it.seed for it in items], dtype=torch.long),
-            frames=frames,
             durations=durations,
             token_lengths=lengths,
+        )
+
+    @torch.no_grad()
+    def encode_frames(self, tokens: TokenSide) -> Encoded:
+        """The frame-level text side: alignment, F0/N curves and the decoder's aligned features."""
+        frames = tokens.durations.sum(dim=1)
+        alignment = self._alignment(tokens.durations, int(frames.max())).to(tokens.prosody.dtype)  # [B, L, Fmax]
+        en = tokens.prosody.transpose(-1, -2) @ alignment
+        f0, noise = self._f0_n(en, tokens.ref_s[:, 128:], frames)
+        return Encoded(
+            asr=tokens.text @ alignment,
+            f0=f0,
+            noise=noise,
+            style=tokens.ref_s[:, :128],
+            seeds=tokens.seeds,
+            frames=frames,
+            durations=tokens.durations,
+            token_lengths=tokens.token_lengths,
         )
 
     @torch.no_grad()
@@ -443,6 +471,7 @@ __all__ = [
     "BatchOutput",
     "BatchedKokoro",
     "Encoded",
+    "TokenSide",
     "fold_weight_norm",
     "token_ids",
 ]
