@@ -26,8 +26,13 @@ DESCRIPTION = """OpenAI-compatible text-to-speech: Kokoro-82M on NVIDIA Triton I
 
 
 def triton_url(settings: Settings) -> str:
-    """The Triton HTTP endpoint (host:port) the gateway calls."""
+    """The Triton HTTP endpoint (host:port) the gateway reads readiness from."""
     return settings.triton_url or f"127.0.0.1:{settings.triton_http_port}"
+
+
+def triton_grpc_url(settings: Settings) -> str:
+    """The Triton gRPC endpoint (host:port) the gateway sends inference to."""
+    return settings.triton_grpc_url or f"127.0.0.1:{settings.triton_grpc_port}"
 
 
 def _configure_logging(settings: Settings) -> None:
@@ -50,6 +55,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         triton = TritonClient(
             triton_url(settings),
+            triton_grpc_url(settings),
             timeout_s=settings.request_timeout_s,
             # The first chunk goes a little over one batching delay ahead of the rest.
             head_start_s=settings.max_queue_delay_us / 1e6 + 0.005,

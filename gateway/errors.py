@@ -82,21 +82,20 @@ def from_triton(exc: BaseException, model: str) -> APIError:
     if isinstance(exc, APIError):
         return exc
     if isinstance(exc, InferenceServerException):
-        status = str(exc.status() or "")
+        # gRPC statuses read "StatusCode.INVALID_ARGUMENT"; HTTP ones "400".
+        status = str(exc.status() or "").removeprefix("StatusCode.")
         msg = str(exc.message() or exc)
         low = msg.lower()
+        if status == "DEADLINE_EXCEEDED":
+            return APIError(f"Triton model '{model}' timed out", 504, code="timeout")
         if (
             "unknown model" in low
             or "not ready" in low
             or "unavailable" in low
-            or status
-            in {
-                "502",
-                "503",
-            }
+            or status in {"502", "503", "UNAVAILABLE", "NOT_FOUND"}
         ):
             return ServiceUnavailable(f"Triton model '{model}' is not available: {msg}")
-        if status.startswith("4"):
+        if status.startswith("4") or status in {"INVALID_ARGUMENT", "OUT_OF_RANGE"}:
             return BadRequest(msg, code="invalid_value")
         return APIError(f"inference server error in '{model}': {msg}", 500)
     if isinstance(exc, asyncio.TimeoutError | TimeoutError):

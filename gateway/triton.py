@@ -3,6 +3,10 @@
 One `g2p` call per request, then one `kokoro` call per chunk. The chunk calls run concurrently (up
 to `window` at a time per request) so that the chunks of one request and of many requests meet in
 Triton's dynamic batcher; results are consumed in chunk order.
+
+Inference goes over gRPC: the asyncio HTTP client measured about 20 ms slower per second of audio
+received than gRPC (or the blocking HTTP client), and a cancelled gRPC call cancels the request in
+Triton too. Readiness is read over HTTP (`/v2/models/<name>/ready`), as the probes do.
 """
 
 from __future__ import annotations
@@ -15,8 +19,8 @@ from dataclasses import dataclass, field
 
 import aiohttp
 import numpy as np
-import tritonclient.http as httpclient
-from tritonclient.http.aio import InferenceServerClient
+import tritonclient.grpc as grpcclient
+from tritonclient.grpc.aio import InferenceServerClient
 
 from gateway.errors import APIError, ServiceUnavailable, from_triton
 
@@ -57,14 +61,14 @@ class Synthesized:
     extra: dict[str, object] = field(default_factory=dict)
 
 
-def _bytes_input(name: str, value: str) -> httpclient.InferInput:
-    tensor = httpclient.InferInput(name, [1, 1], "BYTES")
+def _bytes_input(name: str, value: str) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, [1, 1], "BYTES")
     tensor.set_data_from_numpy(np.array([[value.encode("utf-8")]], dtype=np.object_))
     return tensor
 
 
-def _scalar_input(name: str, value: float | int, datatype: str, dtype: type) -> httpclient.InferInput:
-    tensor = httpclient.InferInput(name, [1, 1], datatype)
+def _scalar_input(name: str, value: float | int, datatype: str, dtype: type) -> grpcclient.InferInput:
+    tensor = grpcclient.InferInput(name, [1, 1], datatype)
     tensor.set_data_from_numpy(np.array([[value]], dtype=dtype))
     return tensor
 
@@ -80,21 +84,23 @@ def parse_chunks(raw: bytes | str) -> list[Chunk]:
 
 
 class TritonClient:
-    """The gateway's connection to Triton (HTTP, asyncio)."""
+    """The gateway's connection to Triton: inference over gRPC, readiness over HTTP (asyncio)."""
 
     def __init__(
         self,
         url: str,
+        grpc_url: str,
         timeout_s: float = 600.0,
         window: int = DEFAULT_WINDOW,
         head_start_s: float = 0.0,
     ) -> None:
         url = url.removeprefix("http://").rstrip("/")
         self.url = url
+        self.grpc_url = grpc_url
         self.window = window
         self.head_start_s = head_start_s
         self._timeout_s = timeout_s
-        self._client = InferenceServerClient(url, conn_limit=256, conn_timeout=timeout_s)
+        self._client = InferenceServerClient(grpc_url)
         self._health = aiohttp.ClientSession(
             base_url=f"http://{url}", timeout=aiohttp.ClientTimeout(total=5.0)
         )
@@ -122,9 +128,8 @@ class TritonClient:
     async def g2p(self, text: str, lang: str = "a") -> list[Chunk]:
         """Text -> phoneme chunks (each at most 510 symbols) with word spans."""
         inputs = [_bytes_input("text", text), _bytes_input("lang", lang)]
-        outputs = [httpclient.InferRequestedOutput("chunks", binary_data=True)]
         try:
-            result = await self._client.infer(G2P_MODEL, inputs, outputs=outputs)
+            result = await self._client.infer(G2P_MODEL, inputs, client_timeout=self._timeout_s)
         except Exception as exc:
             raise from_triton(exc, G2P_MODEL) from None
         raw = result.as_numpy("chunks")
@@ -141,12 +146,8 @@ class TritonClient:
         ]
         if job.seed is not None:
             inputs.append(_scalar_input("seed", job.seed, "INT64", np.int64))
-        outputs = [
-            httpclient.InferRequestedOutput("waveform", binary_data=True),
-            httpclient.InferRequestedOutput("durations", binary_data=True),
-        ]
         try:
-            result = await self._client.infer(KOKORO_MODEL, inputs, outputs=outputs)
+            result = await self._client.infer(KOKORO_MODEL, inputs, client_timeout=self._timeout_s)
         except Exception as exc:
             raise from_triton(exc, KOKORO_MODEL) from None
         waveform = result.as_numpy("waveform")

@@ -48,8 +48,13 @@ class Settings(BaseSettings):
     port: int = Field(default=8205, ge=1, le=65535, description="Port the gateway listens on.")
     triton_url: str | None = Field(
         default=None,
-        description="Triton HTTP endpoint the gateway calls (host:port). "
+        description="Triton HTTP endpoint the gateway reads model readiness from (host:port). "
         "Unset: 127.0.0.1:<triton_http_port>.",
+    )
+    triton_grpc_url: str | None = Field(
+        default=None,
+        description="Triton gRPC endpoint the gateway sends inference to (host:port). "
+        "Unset: 127.0.0.1:<triton_grpc_port>.",
     )
     max_input_chars: int = Field(
         default=100_000, ge=1, description="Longest accepted `input`, in characters."

@@ -37,6 +37,7 @@ def _client(tmp_path: Path, **settings: Any) -> TestClient:
     s = Settings(
         weights_dir=weights,
         triton_url=f"127.0.0.1:{_closed_port()}",
+        triton_grpc_url=f"127.0.0.1:{_closed_port()}",
         request_timeout_s=5,
         **settings,
     )

@@ -304,6 +304,7 @@ def test_probes(default) -> None:
     assert env_of(tr)["PATTERN_TTS_TRITON_HOST"] == "0.0.0.0"
     assert env_of(gw)["PATTERN_TTS_HOST"] == "0.0.0.0"
     assert env_of(gw)["PATTERN_TTS_TRITON_URL"] == "127.0.0.1:8000"
+    assert env_of(gw)["PATTERN_TTS_TRITON_GRPC_URL"] == "127.0.0.1:8001"
 
 
 def test_resources(default) -> None:

@@ -101,6 +101,13 @@ class TritonPythonModel:
         senders = [request.get_response_sender() for request in requests]
         items, slots = [], []
         for i, request in enumerate(requests):
+            if request.is_cancelled():  # its client went away while it waited in the queue
+                error = pb_utils.TritonError("request cancelled", pb_utils.TritonError.CANCELLED)
+                senders[i].send(
+                    pb_utils.InferenceResponse(output_tensors=[], error=error),
+                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
+                )
+                continue
             try:
                 items.append(self.engine.prepare(self._request(request)))
                 slots.append(i)
