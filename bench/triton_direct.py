@@ -143,7 +143,21 @@ def perf_analyzer(
     return out
 
 
-def kokoro_success_s(stats_url: str) -> float:
-    """Triton's cumulative time (seconds) spent on successful kokoro requests (statistics extension)."""
+def kokoro_success(stats_url: str) -> tuple[int, float]:
+    """(requests, seconds): Triton's cumulative count of, and time spent on, successful kokoro
+    requests (statistics extension)."""
     stats = httpx.get(stats_url, timeout=5).json()["model_stats"]
-    return sum(int(m["inference_stats"]["success"]["ns"]) for m in stats) / 1e9
+    count = sum(int(m["inference_stats"]["success"]["count"]) for m in stats)
+    return count, sum(int(m["inference_stats"]["success"]["ns"]) for m in stats) / 1e9
+
+
+def kokoro_success_s(stats_url: str, at_least: int = 0, timeout_s: float = 2.0) -> float:
+    """Triton's cumulative kokoro success time (seconds), once its count reaches ``at_least``:
+    Triton updates its statistics just after it sends a response, so a read right after a call
+    can miss that call."""
+    deadline = time.monotonic() + timeout_s
+    count, seconds = kokoro_success(stats_url)
+    while count < at_least and time.monotonic() < deadline:
+        time.sleep(0.005)
+        count, seconds = kokoro_success(stats_url)
+    return seconds

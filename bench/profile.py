@@ -1,0 +1,134 @@
+"""Where the kokoro model's time goes on this machine: per stage, and the top operators.
+
+    .venv/bin/python -m bench.profile [--weights DIR] [--compile auto|true|false] [--precision auto|fp32|bf16]
+
+Runs the engine the Triton model runs (``KokoroEngine`` with the same defaults: per-item decoder on
+CPU, compiled bfloat16 where the CPU has AVX-512 BF16 or AMX) on one corpus sentence, after its
+warm-up, and prints seconds per second of audio for each stage (token-level text side, frame-level
+text side, decoder blocks, generator, inverse STFT) and torch.profiler's operators by self CPU time.
+Writes ``bench/results/profile-<date>.json``. Without ``--weights``: the converted packaged weights
+if ``pattern-tts weights prepare`` put them in the cache, else full-size random weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import tempfile
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from pattern_tts.synthesis.batched import BatchedKokoro  # noqa: E402
+from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest  # noqa: E402
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SENTENCE = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ, ænd ɹˈʌnz əwˈA ˌɪntu ðə fˈɔɹəst."
+STAGES = {  # BatchedKokoro method -> stage name
+    "encode_tokens": "text side, token level (ALBERT, prosody, durations, text encoder)",
+    "encode_frames": "text side, frame level (alignment, F0 and energy)",
+    "_harmonics": "harmonic source and its STFT",
+    "_generator": "generator upsampling stack (AdaIN + Snake resblocks)",
+    "_istft": "inverse STFT",
+    "decode": "decoder, all of it",
+}
+
+
+def timed_stages(batched: BatchedKokoro) -> dict[str, float]:
+    """Wrap the stage methods of ``batched`` so that each call adds its wall time to the returned dict."""
+    totals: dict[str, float] = defaultdict(float)
+    for name in STAGES:
+        method: Callable[..., Any] = getattr(batched, name)
+
+        def wrapper(*args: Any, _method: Callable[..., Any] = method, _name: str = name, **kwargs: Any) -> Any:
+            start = time.perf_counter()
+            try:
+                return _method(*args, **kwargs)
+            finally:
+                totals[_name] += time.perf_counter() - start
+
+        setattr(batched, name, wrapper)
+    return totals
+
+
+def default_weights() -> tuple[Path, str]:
+    cached = Path.home() / ".cache" / "pattern-tts" / "weights"
+    for candidate in (cached, Path.home() / ".cache" / "pattern-tts-bench" / "weights-packaged"):
+        if (candidate / "kokoro-v1_0.pth").is_file():
+            return candidate, "real (converted packaged weights)"
+    from pattern_tts.synthesis.random_weights import write_random_kokoro
+
+    return write_random_kokoro(Path(tempfile.mkdtemp()), size="full"), "random full-size"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path)
+    parser.add_argument("--compile", default="auto", choices=["auto", "true", "false"])
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    weights, kind = (args.weights, "given") if args.weights else default_weights()
+
+    engine = KokoroEngine(
+        weights,
+        compile={"auto": None, "true": True, "false": False}[args.compile],
+        precision=args.precision,
+    )
+    engine.warmup()
+    voice = engine.voices.names()[0]
+    item = engine.prepare(SynthesisRequest(SENTENCE, voice))
+    engine.synthesize([item])  # this length once, outside the measurement
+    totals = timed_stages(engine.batched)
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+        audio_s = len(engine.synthesize([item])[0].audio) / 24000
+    wall = (time.perf_counter() - start) / args.repeats
+    stages = {name: totals[name] / args.repeats / audio_s for name in STAGES}
+
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        engine.synthesize([item])
+    events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
+    total_us = sum(e.self_cpu_time_total for e in events) or 1
+    ops = [
+        {"op": e.key, "calls": e.count, "self_cpu_s_per_audio_s": e.self_cpu_time_total / 1e6 / audio_s,
+         "share": e.self_cpu_time_total / total_us}
+        for e in events[:15]
+    ]  # fmt: skip
+
+    result = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "weights": kind,
+        "threads": args.threads,
+        "compile": engine.compile,
+        "autocast": str(engine.autocast_dtype),
+        "audio_s": round(audio_s, 3),
+        "rtf": round(wall / audio_s, 4),
+        "stages_s_per_audio_s": {k: round(v, 4) for k, v in stages.items()},
+        "top_ops": ops,
+    }
+    print(f"{kind} weights, compile={engine.compile}, autocast={engine.autocast_dtype}, {args.threads} threads")
+    print(f"RTF {wall / audio_s:.3f} ({audio_s:.2f} s of audio in {wall:.2f} s)\n")
+    for name, label in STAGES.items():
+        print(f"{stages[name]:7.3f} s/s  {stages[name] * audio_s / wall:5.1%}  {label}")
+    print(f"\n{'operator':45s} {'calls':>6s} {'s/s':>7s} {'share':>6s}")
+    for op in ops:
+        print(f"{op['op'][:45]:45s} {op['calls']:6d} {op['self_cpu_s_per_audio_s']:7.3f} {op['share']:6.1%}")
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / f"profile-{dt.date.today().isoformat()}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
