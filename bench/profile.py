@@ -59,6 +59,41 @@ def timed_stages(batched: BatchedKokoro) -> dict[str, float]:
     return totals
 
 
+def conv_gflop_per_call(engine: KokoroEngine, run: Callable[[], object]) -> float:
+    """GFLOP of the model's convolutions and linear layers in one ``run()`` (forward hooks)."""
+    total = 0.0
+
+    def hook(module: torch.nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
+        nonlocal total
+        if isinstance(module, torch.nn.Conv1d | torch.nn.ConvTranspose1d):
+            # Per output (Conv1d) or input (ConvTranspose1d) position: Cout x Cin/groups x k MACs.
+            positions = output.shape[-1] if isinstance(module, torch.nn.Conv1d) else inputs[0].shape[-1]
+            macs = module.out_channels * module.in_channels // module.groups * module.kernel_size[0]
+            total += 2 * output.shape[0] * macs * positions
+        elif isinstance(module, torch.nn.Linear):
+            total += 2 * output.numel() * module.in_features
+
+    layers = (torch.nn.Conv1d, torch.nn.ConvTranspose1d, torch.nn.Linear)
+    handles = [m.register_forward_hook(hook) for m in engine.model.modules() if isinstance(m, layers)]
+    try:
+        run()
+    finally:
+        for handle in handles:
+            handle.remove()
+    return total / 1e9
+
+
+def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
+    """This machine's dense matrix-product rate at ``dtype`` on the current threads: the ceiling."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
 def default_weights() -> tuple[Path, str]:
     cached = Path.home() / ".cache" / "pattern-tts" / "weights"
     for candidate in (cached, Path.home() / ".cache" / "pattern-tts-bench" / "weights-packaged"):
@@ -106,6 +141,10 @@ def main() -> None:
         for e in events[:15]
     ]  # fmt: skip
 
+    gflop = conv_gflop_per_call(engine, lambda: engine.synthesize([item])) / audio_s
+    dtype = engine.autocast_dtype or torch.float32
+    ceiling = matmul_gflops(dtype)
+    conv_s = sum(op["self_cpu_s_per_audio_s"] for op in ops if "convolution" in op["op"])
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "weights": kind,
@@ -115,6 +154,10 @@ def main() -> None:
         "audio_s": round(audio_s, 3),
         "rtf": round(wall / audio_s, 4),
         "stages_s_per_audio_s": {k: round(v, 4) for k, v in stages.items()},
+        "conv_linear_gflop_per_audio_s": round(gflop, 1),
+        "matmul_gflops_ceiling": {"dtype": str(dtype), "gflops": round(ceiling)},
+        "conv_self_s_per_audio_s": round(conv_s, 4),
+        "rtf_floor_at_ceiling": round(gflop / ceiling, 4),
         "top_ops": ops,
     }
     print(f"{kind} weights, compile={engine.compile}, autocast={engine.autocast_dtype}, {args.threads} threads")
@@ -124,6 +167,11 @@ def main() -> None:
     print(f"\n{'operator':45s} {'calls':>6s} {'s/s':>7s} {'share':>6s}")
     for op in ops:
         print(f"{op['op'][:45]:45s} {op['calls']:6d} {op['self_cpu_s_per_audio_s']:7.3f} {op['share']:6.1%}")
+    print(
+        f"\nconvolutions and linear layers: {gflop:.1f} GFLOP per second of audio; this machine's {dtype} "
+        f"matrix product: {ceiling:.0f} GFLOP/s, so even at that rate they need {gflop / ceiling:.3f} s per "
+        f"second of audio (convolutions now take {conv_s:.3f}: {gflop / max(conv_s, 1e-9):.0f} GFLOP/s)"
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     out = RESULTS / f"profile-{dt.date.today().isoformat()}.json"
     out.write_text(json.dumps(result, indent=2) + "\n")
