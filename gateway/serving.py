@@ -39,9 +39,11 @@ SAMPLE_RATE = 24_000
 FRAME_SAMPLES = 600  # one duration frame of the kokoro model (25 ms)
 MAX_PHONEMES = 510  # Kokoro's context, per chunk
 SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
-# The first chunk is cut after its first sentence or clause end at or beyond this many phonemes,
-# so that the first audio is ready early (see `split_lead`).
-LEAD_MIN_PHONEMES = 24
+# The first chunk is cut into growing pieces at sentence or clause ends: the first at least this
+# many phonemes (its audio is ready early), each next one at least LEAD_GROWTH times the one before
+# (it is synthesised while the one before plays, so a stream has no gaps); see `split_lead`.
+LEAD_MIN_PHONEMES = 12
+LEAD_GROWTH = 3
 _LEAD_END = re.compile(r"[.!?…,;:—–]+[\"”')\]]*(?=\s)")
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
 # Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
@@ -71,15 +73,29 @@ def split_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
     return [c for c in out if c]
 
 
-def split_lead(chunk: Chunk, min_phonemes: int = LEAD_MIN_PHONEMES) -> list[Chunk]:
-    """Cut a chunk after its first sentence or clause end (`. ! ? , ; :` and dashes) at or beyond
-    `min_phonemes` symbols.
+def split_lead(
+    chunk: Chunk, min_phonemes: int = LEAD_MIN_PHONEMES, growth: int = LEAD_GROWTH
+) -> list[Chunk]:
+    """Cut a request's first chunk (up to 510 phonemes, several sentences) into growing pieces.
 
-    Used on a request's first chunk (up to 510 phonemes, several sentences): the short lead is sent
-    to Triton first and its audio streams while the rest is synthesised. A clause is a natural
-    pause, so a long first sentence does not delay the first audio. Words keep their order; each
-    piece's `text` is its words.
+    The first piece ends at the first sentence or clause end (`. ! ? , ; :` and dashes) at or
+    beyond `min_phonemes` symbols, each next one at the first such end at or beyond `growth` times
+    the piece before. The first piece is sent to Triton ahead of the rest, so its audio is ready
+    early; each piece's audio plays for longer than the next piece takes to synthesise, so a stream
+    does not stall. Cuts fall at natural pauses. Words keep their order; each piece's `text` is
+    its words.
     """
+    pieces: list[Chunk] = []
+    need = min_phonemes
+    while (cut := _cut_lead(chunk, need)) is not None:
+        lead, chunk = cut
+        pieces.append(lead)
+        need = growth * len(lead.phonemes)
+    return [*pieces, chunk]
+
+
+def _cut_lead(chunk: Chunk, min_phonemes: int) -> tuple[Chunk, Chunk] | None:
+    """(lead, rest) cut after the first sentence or clause end at or beyond `min_phonemes`."""
     text = chunk.phonemes
     for m in _LEAD_END.finditer(text):
         cut = m.end()
@@ -91,11 +107,11 @@ def split_lead(chunk: Chunk, min_phonemes: int = LEAD_MIN_PHONEMES) -> list[Chun
                 for w in chunk.words
                 if w.start >= cut
             )
-            return [
+            return (
                 Chunk(" ".join(w.word for w in left), text[:cut], left),
                 Chunk(" ".join(w.word for w in right), text[rest:], right),
-            ]
-    return [chunk]
+            )
+    return None
 
 
 def phoneme_words(phonemes: str) -> tuple[Word, ...]:

@@ -138,6 +138,21 @@ def test_split_lead_cuts_after_first_long_enough_sentence() -> None:
     assert rest.phonemes == "nˈɛvəɹ mˈInd hˌW lˈɔŋ, hˈævɪŋ nˈO mˈʌni."
 
 
+def test_split_lead_pieces_grow_so_each_is_ready_before_the_one_before_has_played() -> None:
+    sentences = [" ".join(["wˈʌn"] * n) + "." for n in (3, 2, 4, 9, 30, 5, 40)]
+    ph = " ".join(sentences)
+    words = tuple(Word(m.group(), m.start(), m.end()) for m in re.finditer(r"[^\s.]+", ph))
+    pieces = split_lead(Chunk("text", ph, words), min_phonemes=12, growth=3)
+    assert " ".join(p.phonemes for p in pieces) == ph  # nothing lost, order kept
+    assert sum(len(p.words) for p in pieces) == len(words)
+    for p in pieces:
+        assert [p.phonemes[w.start : w.end] for w in p.words] == [w.word for w in p.words]
+    sizes = [len(p.phonemes) for p in pieces]
+    assert sizes[0] >= 12 and len(pieces) >= 3
+    for before, after in zip(sizes[:-2], sizes[1:-1], strict=True):  # the last piece is what is left
+        assert after >= 3 * before
+
+
 def test_word_timestamps_from_durations() -> None:
     # phonemes "ab cd": tokens [bos, a, b, ' ', c, d, eos]
     chunk = Chunk("ab cd", "ab cd", (Word("ab", 0, 2), Word("cd", 3, 5)))
