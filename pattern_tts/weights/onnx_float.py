@@ -86,9 +86,14 @@ def float_twin(model: Any) -> Any:
         elif node.op_type == "DynamicQuantizeLSTM":
             # Inputs: X, W, R, B, sequence_lens, initial_h, initial_c, P, W_scale, W_zp, R_scale, R_zp;
             # W and R are [dir, in, 4h] here and [dir, 4h, in] in ONNX LSTM (same gate order).
-            w = g.dequantize(node.input[1], node.input[9] or None, axis=0).transpose(0, 2, 1)
-            r = g.dequantize(node.input[2], node.input[11] or None, axis=0).transpose(0, 2, 1)
-            inputs = [node.input[0], weight(node.input[1], w), weight(node.input[2], r), *node.input[3:8]]
+            w_float = g.dequantize(node.input[1], node.input[9] or None, axis=0).transpose(0, 2, 1)
+            r_float = g.dequantize(node.input[2], node.input[11] or None, axis=0).transpose(0, 2, 1)
+            inputs = [
+                node.input[0],
+                weight(node.input[1], w_float),
+                weight(node.input[2], r_float),
+                *node.input[3:8],
+            ]
             while inputs and not inputs[-1]:
                 inputs.pop()
             replacement = helper.make_node("LSTM", inputs, list(node.output), name=node.name + "_float")
