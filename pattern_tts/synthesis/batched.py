@@ -159,11 +159,6 @@ class BatchedKokoro:
         )
 
     @torch.no_grad()
-    def encode(self, items: Sequence[BatchItem]) -> Encoded:
-        """Text side: ALBERT, prosody, durations, alignment, F0/N curves and the text encoder."""
-        return self.encode_frames(self.encode_tokens(items))
-
-    @torch.no_grad()
     def encode_tokens(self, items: Sequence[BatchItem]) -> TokenSide:
         """The token-level text side on a padded batch: ALBERT, prosody features, durations, text encoder."""
         m = self.model
