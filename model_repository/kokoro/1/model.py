@@ -22,10 +22,15 @@ from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRe
 from pattern_tts.synthesis.fastpath import keep_freed_memory
 
 
-def _invalid(message: str) -> "pb_utils.InferenceResponse":
-    return pb_utils.InferenceResponse(
-        output_tensors=[], error=pb_utils.TritonError(message, pb_utils.TritonError.INVALID_ARG)
-    )
+def _error(message: str, code: int | None = None) -> "pb_utils.InferenceResponse":
+    """An error response; without ``code``, Triton's default (an internal error)."""
+    error = pb_utils.TritonError(message) if code is None else pb_utils.TritonError(message, code)
+    return pb_utils.InferenceResponse(output_tensors=[], error=error)
+
+
+def _answer(sender: "pb_utils.InferenceResponseSender", response: "pb_utils.InferenceResponse") -> None:
+    """Send a request's one and only response (the model is not decoupled)."""
+    sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
 
 
 def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
@@ -102,18 +107,14 @@ class TritonPythonModel:
         items, slots = [], []
         for i, request in enumerate(requests):
             if request.is_cancelled():  # its client went away while it waited in the queue
-                error = pb_utils.TritonError("request cancelled", pb_utils.TritonError.CANCELLED)
-                senders[i].send(
-                    pb_utils.InferenceResponse(output_tensors=[], error=error),
-                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
-                )
+                _answer(senders[i], _error("request cancelled", pb_utils.TritonError.CANCELLED))
                 continue
             try:
                 items.append(self.engine.prepare(self._request(request)))
                 slots.append(i)
             except RequestError as exc:
                 pb_utils.Logger.log_warn(f"kokoro: bad request: {exc}")
-                senders[i].send(_invalid(str(exc)), flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                _answer(senders[i], _error(str(exc), pb_utils.TritonError.INVALID_ARG))
         if not items:
             return None
         start = time.perf_counter()
@@ -126,17 +127,13 @@ class TritonPythonModel:
                         pb_utils.Tensor("durations", out.durations.numpy().astype(np.int64)[None, :]),
                     ]
                 )
-                senders[slots[k]].send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+                _answer(senders[slots[k]], response)
                 pending.discard(k)
                 seconds += len(out.audio) / 24000
         except Exception as exc:  # e.g. out of memory: fail what is left of this batch, keep serving
             pb_utils.Logger.log_error(f"kokoro: batch of {len(items)} failed: {type(exc).__name__}: {exc}")
-            error = pb_utils.TritonError(f"synthesis failed: {type(exc).__name__}: {exc}")
             for k in sorted(pending):
-                senders[slots[k]].send(
-                    pb_utils.InferenceResponse(output_tensors=[], error=error),
-                    flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL,
-                )
+                _answer(senders[slots[k]], _error(f"synthesis failed: {type(exc).__name__}: {exc}"))
             return None
         elapsed = time.perf_counter() - start
         pb_utils.Logger.log_verbose(f"kokoro: batch of {len(items)} -> {seconds:.2f} s audio in {elapsed:.2f} s")
