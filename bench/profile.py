@@ -6,8 +6,8 @@ Runs the engine the Triton model runs (``KokoroEngine`` with the same defaults: 
 CPU, compiled bfloat16 where the CPU has AVX-512 BF16 or AMX) on one corpus sentence, after its
 warm-up, and prints seconds per second of audio for each stage (token-level text side, frame-level
 text side, decoder blocks, generator, inverse STFT) and torch.profiler's operators by self CPU time.
-Writes ``bench/results/profile-<date>.json``. Without ``--weights``: the converted packaged weights
-if ``pattern-tts weights prepare`` put them in the cache, else full-size random weights.
+Writes ``bench/results/profile-<date>.json``. Weights as ``bench.run`` picks them: ``--weights``, else
+the converted packaged weights when the `weights` extra is installed, else full-size random ones.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -27,6 +26,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from bench.run import resolve_weights  # noqa: E402
 from pattern_tts.synthesis.batched import BatchedKokoro  # noqa: E402
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest  # noqa: E402
 
@@ -94,16 +94,6 @@ def matmul_gflops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> fl
     return 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9
 
 
-def default_weights() -> tuple[Path, str]:
-    cached = Path.home() / ".cache" / "pattern-tts" / "weights"
-    for candidate in (cached, Path.home() / ".cache" / "pattern-tts-bench" / "weights-packaged"):
-        if (candidate / "kokoro-v1_0.pth").is_file():
-            return candidate, "real (converted packaged weights)"
-    from pattern_tts.synthesis.random_weights import write_random_kokoro
-
-    return write_random_kokoro(Path(tempfile.mkdtemp()), size="full"), "random full-size"
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path)
@@ -113,7 +103,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    weights, kind = (args.weights, "given") if args.weights else default_weights()
+    weights, kind, voice = resolve_weights(args.weights)
 
     engine = KokoroEngine(
         weights,
@@ -121,7 +111,6 @@ def main() -> None:
         precision=args.precision,
     )
     engine.warmup()
-    voice = engine.voices.names()[0]
     item = engine.prepare(SynthesisRequest(SENTENCE, voice))
     engine.synthesize([item])  # this length once, outside the measurement
     totals = timed_stages(engine.batched)
