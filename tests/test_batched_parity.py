@@ -44,34 +44,48 @@ def float64_default() -> Iterator[None]:
     torch.set_default_dtype(previous)
 
 
-@pytest.fixture(scope="module")
-def kmodel64(tiny_weights_dir: Path, float64_default: None) -> KModel:
+def load_kmodel(weights: Path) -> KModel:
+    """Kokoro's own model from ``weights``, on DEVICE, in the current default dtype."""
     return (
         KModel(
             repo_id="hexgrad/Kokoro-82M",
-            config=str(tiny_weights_dir / "config.json"),
-            model=str(tiny_weights_dir / "kokoro-v1_0.pth"),
+            config=str(weights / "config.json"),
+            model=str(weights / "kokoro-v1_0.pth"),
         )
         .eval()
         .to(DEVICE)
     )
 
 
+def random_items(
+    model: KModel, weights: Path, lengths: tuple[int, ...], speeds: tuple[float, ...], seeds: tuple[int, ...], seed: int
+) -> list[BatchItem]:
+    """Items of random phonemes of the given lengths, with af_heart's style row for each length."""
+    generator = torch.Generator().manual_seed(seed)
+    voice = torch.load(weights / "voices" / "af_heart.pt", weights_only=True)
+    return [
+        BatchItem(
+            input_ids=token_ids(model, random_phonemes(model, n, generator)).to(DEVICE),
+            ref_s=voice[n - 1, 0].double().to(DEVICE),
+            speed=speed,
+            seed=item_seed,
+        )
+        for n, speed, item_seed in zip(lengths, speeds, seeds, strict=True)
+    ]
+
+
+@pytest.fixture(scope="module")
+def kmodel64(tiny_weights_dir: Path, float64_default: None) -> KModel:
+    return load_kmodel(tiny_weights_dir)
+
+
 @pytest.fixture(scope="module")
 def parity_items(kmodel64: KModel, tiny_weights_dir: Path) -> list[BatchItem]:
     """Items of very different lengths (3 to 400 phonemes), speeds and seeds."""
-    generator = torch.Generator().manual_seed(7)
-    voice = torch.load(tiny_weights_dir / "voices" / "af_heart.pt", weights_only=True)
-    lengths, speeds = (3, 40, 150, 400), (1.0, 1.3, 1.6, 2.0)
-    return [
-        BatchItem(
-            input_ids=token_ids(kmodel64, random_phonemes(kmodel64, n, generator)).to(DEVICE),
-            ref_s=voice[n - 1, 0].double().to(DEVICE),
-            speed=speed,
-            seed=1000 + n,
-        )
-        for n, speed in zip(lengths, speeds, strict=True)
-    ]
+    lengths = (3, 40, 150, 400)
+    return random_items(
+        kmodel64, tiny_weights_dir, lengths, (1.0, 1.3, 1.6, 2.0), tuple(1000 + n for n in lengths), seed=7
+    )
 
 
 @pytest.fixture(scope="module")
@@ -111,26 +125,9 @@ def test_full_size_batch_matches_kokoro_batch1(tmp_path_factory: pytest.TempPath
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        model = (
-            KModel(
-                repo_id="hexgrad/Kokoro-82M",
-                config=str(weights / "config.json"),
-                model=str(weights / "kokoro-v1_0.pth"),
-            )
-            .eval()
-            .to(DEVICE)
-        )
-        generator = torch.Generator().manual_seed(3)
-        voice = torch.load(weights / "voices" / "af_heart.pt", weights_only=True)
-        items = [
-            BatchItem(
-                token_ids(model, random_phonemes(model, n, generator)).to(DEVICE),
-                voice[n - 1, 0].double().to(DEVICE),
-                1.0,
-                n,
-            )
-            for n in (3, 40, 150, 400)
-        ]
+        model = load_kmodel(weights)
+        lengths = (3, 40, 150, 400)
+        items = random_items(model, weights, lengths, (1.0,) * 4, lengths, seed=3)
         for item, out in zip(items, BatchedKokoro(model)(items, batch_decoder=True), strict=True):
             torch.manual_seed(item.seed)
             audio, durations = model.forward_with_tokens(item.input_ids[None], item.ref_s[None], item.speed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import torch
@@ -222,6 +223,26 @@ def converted(packaged_weights_dir: Path) -> Path:
     return packaged_weights_dir
 
 
+@pytest.fixture(scope="module")
+def converted_kmodel(converted: Path) -> Any:
+    from kokoro import KModel
+
+    torch.set_num_threads(2)
+    return KModel(
+        repo_id="hexgrad/Kokoro-82M",
+        config=str(converted / "config.json"),
+        model=str(converted / "kokoro-v1_0.pth"),
+    ).eval()
+
+
+def parity_inputs(model: Any, converted: Path) -> tuple[list[int], Any]:
+    """Token ids of one English sentence and jf_alpha's style row for its length."""
+    phonemes = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ."
+    ids = [model.vocab[c] for c in phonemes if c in model.vocab]
+    voice = torch.load(converted / "voices" / "jf_alpha.pt", weights_only=True).numpy()
+    return ids, voice[len(ids) - 1]
+
+
 @needs_packaged
 def test_packaged_conversion_loads_strictly_into_kmodel(converted: Path) -> None:
     from kokoro import KModel
@@ -255,25 +276,15 @@ def test_packaged_second_run_is_a_no_op(converted: Path) -> None:
 
 
 @needs_packaged
-def test_packaged_parity_with_onnxruntime(converted: Path) -> None:
+def test_packaged_parity_with_onnxruntime(converted: Path, converted_kmodel: Any) -> None:
     """One English sentence with jf_alpha: same durations and length; decoder SNR with aligned source."""
     import numpy as np
-    from kokoro import KModel
 
     from pattern_tts.weights import packaged
     from pattern_tts.weights.parity import compare, ort_session
 
-    torch.set_num_threads(2)
-    model = KModel(
-        repo_id="hexgrad/Kokoro-82M",
-        config=str(converted / "config.json"),
-        model=str(converted / "kokoro-v1_0.pth"),
-    ).eval()
     session = ort_session(packaged.read_onnx_bytes(packaged.describe().expected_sha256))
-    phonemes = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ."
-    ids = [model.vocab[c] for c in phonemes if c in model.vocab]
-    voice = torch.load(converted / "voices" / "jf_alpha.pt", weights_only=True).numpy()
-    result = compare(session, model, "en", ids, voice[len(ids) - 1])
+    result = compare(session, converted_kmodel, "en", *parity_inputs(converted_kmodel, converted))
     assert result.durations_equal >= 0.95 * result.tokens
     assert result.ort_samples == result.torch_samples
     assert result.free_spectral_snr_db >= 10, result
@@ -282,32 +293,22 @@ def test_packaged_parity_with_onnxruntime(converted: Path) -> None:
 
 
 @needs_packaged
-def test_packaged_conversion_matches_the_files_float_twin(converted: Path) -> None:
+def test_packaged_conversion_matches_the_files_float_twin(converted: Path, converted_kmodel: Any) -> None:
     """Against onnxruntime on the same file with its run-time int8 activation quantization taken out
     (same graph, same dequantized weights), the converted model is exact: every duration, the same
     length, and the same waveform up to float rounding once the decoder sees the same inputs."""
     import onnx
-    from kokoro import KModel
 
     from pattern_tts.weights import packaged
     from pattern_tts.weights.onnx_float import float_twin
     from pattern_tts.weights.parity import compare, ort_session
 
-    torch.set_num_threads(2)
-    model = KModel(
-        repo_id="hexgrad/Kokoro-82M",
-        config=str(converted / "config.json"),
-        model=str(converted / "kokoro-v1_0.pth"),
-    ).eval()
     original = onnx.load_from_string(packaged.read_onnx_bytes(packaged.describe().expected_sha256))
     twin = float_twin(original)
     ops = {n.op_type for n in twin.graph.node}
     assert not ops & {"MatMulInteger", "ConvInteger", "DynamicQuantizeLSTM"}
     session = ort_session(twin.SerializeToString())
-    phonemes = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ."
-    ids = [model.vocab[c] for c in phonemes if c in model.vocab]
-    voice = torch.load(converted / "voices" / "jf_alpha.pt", weights_only=True).numpy()
-    result = compare(session, model, "en", ids, voice[len(ids) - 1])
+    result = compare(session, converted_kmodel, "en", *parity_inputs(converted_kmodel, converted))
     assert result.durations_equal == result.tokens, result
     assert result.ort_samples == result.torch_samples, result
     assert result.aligned_snr_db >= 60, result  # measured about 107 dB
