@@ -90,6 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _triton(args: argparse.Namespace) -> int:
     """Replace this process by tritonserver (signals then reach Triton directly, as in a pod)."""
+    from pattern_tts.allocator import allocator_env
     from pattern_tts.triton_server import find_triton, render_model_repository, triton_command
 
     settings = _settings(args)
@@ -99,7 +100,8 @@ def _triton(args: argparse.Namespace) -> int:
     command = triton_command(settings, install, repository)
     log.info("starting triton", extra={"weights_dir": str(weights_dir), "repository": str(repository)})
     sys.stderr.flush()
-    os.execve(command[0], command, {**os.environ, **settings.to_env(), **install.env})
+    env = {**os.environ, **settings.to_env(), **install.env, **allocator_env(settings.allocator)}
+    os.execve(command[0], command, env)
 
 
 def _gateway(args: argparse.Namespace) -> int:
@@ -128,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"pattern-tts: no usable Kokoro weights: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the one line a user sees instead of a traceback
+        from pattern_tts.allocator import AllocatorNotFound
         from pattern_tts.supervisor import StartupError
         from pattern_tts.triton_server import TritonNotFound
 
-        if isinstance(exc, StartupError | TritonNotFound):
+        if isinstance(exc, StartupError | TritonNotFound | AllocatorNotFound):
             print(f"pattern-tts: {exc}", file=sys.stderr)
             return 1
         raise

@@ -14,3 +14,23 @@ fi
 spec="$ROOT"
 [ -n "$EXTRAS" ] && spec="$ROOT[$EXTRAS]"
 "$ROOT/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$spec"
+# jemalloc for Triton's model processes (pattern_tts/allocator.py): the system's when installed,
+# else Debian's libjemalloc2 unpacked into .venv/lib when apt-get can fetch it (no root needed).
+# Optional: without it the model processes use glibc malloc, which uses more memory on long inputs.
+jemalloc_found() {
+  [ -e "$ROOT/.venv/lib/libjemalloc.so.2" ] && return 0
+  for dir in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
+    [ -e "$dir/libjemalloc.so.2" ] && return 0
+  done
+  return 1
+}
+if ! jemalloc_found && command -v apt-get > /dev/null && command -v dpkg-deb > /dev/null; then
+  tmp="$(mktemp -d)"
+  if (cd "$tmp" && apt-get download -qq libjemalloc2 > /dev/null 2>&1) \
+    && dpkg-deb -x "$tmp"/libjemalloc2_*.deb "$tmp/root"; then
+    cp "$tmp"/root/usr/lib/*/libjemalloc.so.2 "$ROOT/.venv/lib/"
+  else
+    echo "bootstrap: could not fetch libjemalloc2; Triton will use glibc malloc" >&2
+  fi
+  rm -rf "$tmp"
+fi

@@ -8,8 +8,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 from functools import lru_cache
 from pathlib import Path
@@ -21,9 +19,6 @@ from pattern_tts.cpu import cpu_quota
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-MALLOC_KEEP_BYTES = 1 << 30
 
 
 @lru_cache
@@ -57,34 +52,6 @@ def autocast_dtype(precision: Precision, device: torch.device) -> torch.dtype | 
     return torch.bfloat16 if cpu_has_fast_bf16() else None
 
 
-def keep_freed_memory() -> bool:
-    """Make glibc malloc serve large blocks from its heap and keep freed memory for reuse.
-
-    The decoder's activations are tens of MB (a batch of them hundreds). By default glibc maps
-    every block above 32 MB afresh with mmap and unmaps it when freed, so each element-wise op
-    page-faults its whole output in again (measured: 1.3 M minor faults and 2.3 s system time per
-    item for a batch of 4 on the decoder, against 0.16 s at batch 1). Kept in the heap, the pages
-    are reused: no faults, and batching then costs less CPU per item. Peak RSS is unchanged (the
-    memory is reused, not grown). Returns False where it does not apply (not glibc).
-    """
-    name = ctypes.util.find_library("c")
-    if not name:
-        return False
-    try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
-    except (OSError, AttributeError):
-        return False
-    return all(
-        mallopt(param, value) == 1
-        for param, value in (
-            (_M_MMAP_THRESHOLD, MALLOC_KEEP_BYTES),
-            (_M_TRIM_THRESHOLD, MALLOC_KEEP_BYTES),
-            (_M_TOP_PAD, 64 << 20),
-        )
-    )
-
-
 def configure_compile_cache(cache_dir: Path | None) -> None:
     """Point Inductor's (and Triton-the-compiler's) caches into ``cache_dir``, unless set already,
     and size Inductor's compile worker pool by the CPU quota (not the host's cores: each worker
@@ -108,5 +75,4 @@ __all__ = [
     "configure_compile_cache",
     "cpu_flags",
     "cpu_has_fast_bf16",
-    "keep_freed_memory",
 ]

@@ -17,9 +17,9 @@ import numpy as np
 import torch
 import triton_python_backend_utils as pb_utils
 
+from pattern_tts import allocator
 from pattern_tts.cpu import cpu_quota
 from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRequest
-from pattern_tts.synthesis.fastpath import keep_freed_memory
 
 
 def _error(message: str, code: int | None = None) -> "pb_utils.InferenceResponse":
@@ -68,8 +68,6 @@ class TritonPythonModel:
             instances = sum(g.get("count", 1) for g in config.get("instance_group", [])) or 1
             threads = int(params.get("threads") or 0) or max(1, cpu_quota() // instances)
             torch.set_num_threads(threads)
-            # Large activations: reuse heap pages instead of mmap + page faults on every op.
-            keep_freed_memory()
         batch_decoder = {"true": True, "false": False}.get(params.get("batch_decoder", "auto"))
         cache_dir = params.get("compile_cache_dir") or ""
         start = time.perf_counter()
@@ -84,12 +82,20 @@ class TritonPythonModel:
         loaded = time.perf_counter() - start
         # Compiles the fast path now, so that the model is not READY before it is fast.
         warmup = self.engine.warmup()
+        # The load's temporaries go back to the system; on CPU freed activations are then kept for
+        # reuse (no page faults per item). See pattern_tts/allocator.py.
+        malloc = allocator.settle_after_load(reuse_freed=device == "cpu")
         pb_utils.Logger.log_info(
             f"kokoro: loaded on {device} in {loaded:.1f} s, warmed up in {warmup:.1f} s "
             f"(threads={torch.get_num_threads()}, batch_decoder={self.engine.batch_decoder}, "
             f"compile={self.engine.compile}, autocast={self.engine.autocast_dtype}, "
-            f"voices={len(self.engine.voices.names())})"
+            f"voices={len(self.engine.voices.names())}, allocator={malloc})"
         )
+        if malloc == "glibc" and device == "cpu":
+            pb_utils.Logger.log_warn(
+                "kokoro: glibc malloc: memory grows with long inputs (several GB); "
+                f"install {allocator.JEMALLOC_SONAME} (Debian: libjemalloc2)"
+            )
 
     def _request(self, request: "pb_utils.InferenceRequest") -> SynthesisRequest:
         return SynthesisRequest(

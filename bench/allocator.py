@@ -1,0 +1,118 @@
+"""Memory and speed of the kokoro model's process under each C allocator (pattern_tts/allocator.py).
+
+Each allocator gets its own process, set up as the kokoro Triton model sets itself up on CPU:
+* load the engine on the fast path;
+* warm it up;
+* call ``allocator.settle_after_load(reuse_freed=True)``.
+Then it synthesises the corpus's longest sentences as one batch (per-item decoder, shortest first,
+as Triton would run them), for several rounds. For each allocator it reports:
+* idle RSS after the settle;
+* the peak RSS of each round (sampled every 5 ms);
+* the seconds each round took.
+
+    .venv/bin/python -m bench.allocator [--weights DIR] [--items 16] [--rounds 2]
+
+Writes ``bench/results/allocator-<date>.json``. Without ``--weights`` it uses the weights that
+``bench.run`` resolves (real converted weights when the packaged model is installed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from pattern_tts import allocator
+
+RESULTS = Path(__file__).resolve().parent / "results"
+# Reference: glibc as it comes, no settle (what the model process did before any tuning).
+GLIBC_DEFAULT = "glibc, default settings"
+
+
+def configs() -> dict[str, dict[str, str]]:
+    """The allocators to compare, as child environments; jemalloc only where it is installed."""
+    out = {"glibc (pattern-tts fallback)": {}, GLIBC_DEFAULT: {}}
+    if allocator.find_jemalloc() is not None:
+        out["jemalloc (pattern-tts default)"] = allocator.allocator_env("jemalloc", environ={})
+    return out
+
+
+CHILD = r"""
+import json, sys, threading, time
+from pathlib import Path
+import psutil, torch
+from pattern_tts import allocator
+from pattern_tts.cpu import cpu_quota
+from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
+
+weights, voice, items_n, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+reuse = sys.argv[5] == "1"
+process = psutil.Process()
+rss = lambda: process.memory_info().rss / 2**20
+torch.set_num_threads(cpu_quota())
+engine = KokoroEngine(Path(weights), compile=None, precision="auto", compile_cache_dir=Path(sys.argv[6]))
+engine.warmup()
+name = allocator.settle_after_load(reuse_freed=True) if reuse else allocator.in_use()
+idle = rss()
+rows = json.load(open("bench/corpus/phonemes.json", encoding="utf-8"))
+phonemes = sorted((r["phonemes"] for r in rows), key=len)[-items_n:]
+items = [engine.prepare(SynthesisRequest(p, voice)) for p in phonemes]
+out = {"allocator": name, "idle_mib": round(idle), "lengths": [len(p) for p in phonemes], "rounds": []}
+for _ in range(rounds):
+    peak, stop = [rss()], threading.Event()
+    def sample():
+        while not stop.is_set():
+            peak[0] = max(peak[0], rss())
+            time.sleep(0.005)
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    start = time.perf_counter()
+    audio = sum(len(o.audio) for _, o in engine.synthesize_each(items)) / 24000
+    seconds = time.perf_counter() - start
+    stop.set(); sampler.join()
+    peak_mib = round(max(peak[0], rss()))
+    out["rounds"].append({"seconds": round(seconds, 1), "audio_s": round(audio, 1), "peak_mib": peak_mib})
+print(json.dumps(out))
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--items", type=int, default=16, help="the corpus's N longest sentences, one batch")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    from bench.run import CACHE, resolve_weights
+
+    weights, kind, voice = resolve_weights(args.weights)
+    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "allocators": {}}
+    for name, env in configs().items():
+        reuse = "1" if name != GLIBC_DEFAULT else "0"
+        child_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+        command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.items), str(args.rounds), reuse,
+                   str(CACHE / "compile")]  # fmt: skip
+        print(f"{name}: running", flush=True)
+        done = subprocess.run(command, env=child_env, capture_output=True, text=True, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+        results["allocators"][name] = json.loads(done.stdout.strip().splitlines()[-1])
+
+    print(f"\n{args.items} longest corpus sentences, one batch, {args.rounds} rounds ({kind})")
+    print(f"{'allocator':<32} {'idle MiB':>9} {'peak MiB per round':>22} {'seconds per round':>20}")
+    for name, row in results["allocators"].items():
+        peaks = " / ".join(str(r["peak_mib"]) for r in row["rounds"])
+        seconds = " / ".join(str(r["seconds"]) for r in row["rounds"])
+        print(f"{name:<32} {row['idle_mib']:>9} {peaks:>22} {seconds:>20}")
+    out = args.out or RESULTS / f"allocator-{results['date']}.json"
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
