@@ -1,11 +1,15 @@
 """The kokoro model in a real tritonserver: dynamic batches form, results match batch-1, and a bad
-request fails alone."""
+request fails alone. The batch tests run with both decoders: per item (the CPU default, each
+response sent as soon as its item is done) and batched (the GPU default, responses returned
+together), each in its own tritonserver."""
 
 from __future__ import annotations
 
 import asyncio
 import re
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -14,7 +18,7 @@ import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
-from tests.conftest import Stack
+from tests.conftest import Stack, serve_stack
 
 # Phonemes of very different lengths (Kokoro's symbols), as the g2p model would produce them.
 PHONEMES = [
@@ -29,6 +33,21 @@ PHONEMES = [
 ]
 VOICES = ["af_heart", "am_adam", "af_bella+af_sky", "bf_emma", "af_sky", "am_echo", "af_nova", "bm_george"]
 MATCH_SNR_DB = 30.0
+
+
+@pytest.fixture(scope="module")
+def batched_decoder_stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The stack with the decoder batched across requests, as on GPU."""
+    with serve_stack(
+        tiny_weights_dir, tmp_path_factory.mktemp("batched"), max_queue_delay_us=20000, batch_decoder="true"
+    ) as running:
+        yield running
+
+
+@pytest.fixture(params=["per-item-decoder", "batched-decoder"])
+def any_stack(request: pytest.FixtureRequest) -> Stack:
+    name = "stack" if request.param == "per-item-decoder" else "batched_decoder_stack"
+    return request.getfixturevalue(name)
 
 
 def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
@@ -74,7 +93,8 @@ async def infer_concurrently(url: str, requests: list[tuple[str, str, int]]) -> 
         await client.close()
 
 
-def test_concurrent_requests_form_batches_and_match_batch1(stack: Stack) -> None:
+def test_concurrent_requests_form_batches_and_match_batch1(any_stack: Stack) -> None:
+    stack = any_stack
     client = httpclient.InferenceServerClient(stack.triton_http_url)
     requests = [(p, v, 100 + i) for i, (p, v) in enumerate(zip(PHONEMES, VOICES, strict=True))]
     alone = [client.infer("kokoro", kokoro_inputs(*r)) for r in requests]  # one at a time
@@ -134,7 +154,10 @@ def test_short_request_of_a_batch_is_answered_before_the_long_one_is_decoded(sta
     ],
     ids=["unknown-voice", "empty", "too-long"],
 )
-def test_bad_request_fails_alone_in_its_batch(stack: Stack, bad: tuple[str, str], message: str) -> None:
+def test_bad_request_fails_alone_in_its_batch(
+    any_stack: Stack, bad: tuple[str, str], message: str
+) -> None:
+    stack = any_stack
     requests = [(PHONEMES[i], VOICES[i], i) for i in range(1, 5)]
     requests.insert(2, (*bad, 0))
     before = batch_stats(stack)

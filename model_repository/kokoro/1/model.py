@@ -28,9 +28,29 @@ def _error(message: str, code: int | None = None) -> "pb_utils.InferenceResponse
     return pb_utils.InferenceResponse(output_tensors=[], error=error)
 
 
-def _answer(sender: "pb_utils.InferenceResponseSender", response: "pb_utils.InferenceResponse") -> None:
-    """Send a request's one and only response (the model is not decoupled)."""
-    sender.send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+class _Replies:
+    """Where a batch's responses go, one per request.
+
+    With the per-item decoder (the CPU default) each goes out through its request's response
+    sender as soon as it is ready: the model is not decoupled, so that is the one final response.
+    With the batched decoder (the GPU default) all items finish together, and ``execute`` returns
+    the list instead. On a KIND_GPU instance Triton 2.51's python stub crashed (SIGSEGV in
+    ``send``, H200) where the returned list works.
+    """
+
+    def __init__(self, requests: list, early: bool) -> None:
+        self.senders = [request.get_response_sender() for request in requests] if early else None
+        self.responses: list = [None] * len(requests)
+
+    def send(self, i: int, response: "pb_utils.InferenceResponse") -> None:
+        if self.senders is None:
+            self.responses[i] = response
+        else:
+            self.senders[i].send(response, flags=pb_utils.TRITONSERVER_RESPONSE_COMPLETE_FINAL)
+
+    def returned(self) -> list | None:
+        """What ``execute`` returns: None when every response went out through its sender."""
+        return None if self.senders is not None else self.responses
 
 
 def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
@@ -105,24 +125,23 @@ class TritonPythonModel:
             seed=int(_scalar(request, "seed", 0)),
         )
 
-    def execute(self, requests: list) -> None:
-        """Answer each request through its response sender as soon as its own audio is ready:
-        with the per-item decoder (the CPU default) the short requests of a batch go out before
-        its long ones are decoded, instead of all waiting for the whole batch."""
-        senders = [request.get_response_sender() for request in requests]
+    def execute(self, requests: list) -> list | None:
+        """One response per request. With the per-item decoder each is sent as soon as its own
+        audio is ready, so the short requests of a batch go out before its long ones are decoded."""
+        replies = _Replies(requests, early=not self.engine.batch_decoder)
         items, slots = [], []
         for i, request in enumerate(requests):
             if request.is_cancelled():  # its client went away while it waited in the queue
-                _answer(senders[i], _error("request cancelled", pb_utils.TritonError.CANCELLED))
+                replies.send(i, _error("request cancelled", pb_utils.TritonError.CANCELLED))
                 continue
             try:
                 items.append(self.engine.prepare(self._request(request)))
                 slots.append(i)
             except RequestError as exc:
                 pb_utils.Logger.log_warn(f"kokoro: bad request: {exc}")
-                _answer(senders[i], _error(str(exc), pb_utils.TritonError.INVALID_ARG))
+                replies.send(i, _error(str(exc), pb_utils.TritonError.INVALID_ARG))
         if not items:
-            return None
+            return replies.returned()
         start = time.perf_counter()
         pending, seconds = set(range(len(items))), 0.0
         try:
@@ -133,17 +152,17 @@ class TritonPythonModel:
                         pb_utils.Tensor("durations", out.durations.numpy().astype(np.int64)[None, :]),
                     ]
                 )
-                _answer(senders[slots[k]], response)
+                replies.send(slots[k], response)
                 pending.discard(k)
                 seconds += len(out.audio) / 24000
         except Exception as exc:  # e.g. out of memory: fail what is left of this batch, keep serving
             pb_utils.Logger.log_error(f"kokoro: batch of {len(items)} failed: {type(exc).__name__}: {exc}")
             for k in sorted(pending):
-                _answer(senders[slots[k]], _error(f"synthesis failed: {type(exc).__name__}: {exc}"))
-            return None
+                replies.send(slots[k], _error(f"synthesis failed: {type(exc).__name__}: {exc}"))
+            return replies.returned()
         elapsed = time.perf_counter() - start
         pb_utils.Logger.log_verbose(f"kokoro: batch of {len(items)} -> {seconds:.2f} s audio in {elapsed:.2f} s")
-        return None
+        return replies.returned()
 
     def finalize(self) -> None:
         pb_utils.Logger.log_info("kokoro: finalized")

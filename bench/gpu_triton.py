@@ -1,0 +1,199 @@
+"""Triton on a GPU: the kokoro model as KIND_GPU, dynamic batching on vs off, over Triton's HTTP API.
+
+For a bare GPU machine: it needs a ``tritonserver`` with the python backend, torch with CUDA and
+this repository; the client is the standard library only. For each mode it renders the kokoro model
+of ``model_repository/`` (KIND_GPU; on: ``max_batch_size`` 16 with dynamic batching, off: 1 with no
+queue delay, as ``bench.run`` does), starts tritonserver on free loopback ports, sends the corpus
+workload of ``bench.gpu`` at each concurrency, prints audio seconds per wall second and latency
+percentiles, and writes ``bench/results/gpu-triton-<date>.json`` (or ``--out``).
+
+    python -m bench.gpu_triton --tritonserver PATH --backend-dir DIR [--weights DIR]
+
+Without ``--weights`` it uses full-size random weights with realistic durations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import datetime as dt
+import json
+import os
+import shutil
+import socket
+import statistics
+import string
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+from bench.gpu import workload
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+SAMPLE_RATE = 24000
+MODES = {"on": {"max_batch_size": "16", "max_queue_delay_us": "3000"},
+         "off": {"max_batch_size": "1", "max_queue_delay_us": "0"}}  # fmt: skip
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def render_kokoro(dest: Path, weights: Path, mode: str, args: argparse.Namespace) -> Path:
+    """``model_repository/kokoro`` alone, its placeholders filled for ``args.kind`` and ``mode``."""
+    repository = dest / f"repository-{mode}"
+    shutil.copytree(ROOT / "model_repository" / "kokoro", repository / "kokoro",
+                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    config = repository / "kokoro" / "config.pbtxt"
+    config.write_text(string.Template(config.read_text()).substitute(
+        weights_dir=str(weights), instance_count="1", instance_kind=f"KIND_{args.kind.upper()}", threads="0",
+        batch_decoder="auto", compile=args.compile, precision=args.precision,
+        compile_cache_dir=str(dest / "compile"), **MODES[mode],
+    ))  # fmt: skip
+    return repository
+
+
+def infer(url: str, phonemes: str, voice: str) -> tuple[float, float]:
+    """One kokoro call; (seconds it took, seconds of audio returned)."""
+    body = json.dumps({
+        "inputs": [
+            {"name": "phonemes", "shape": [1, 1], "datatype": "BYTES", "data": [phonemes]},
+            {"name": "voice", "shape": [1, 1], "datatype": "BYTES", "data": [voice]},
+        ],
+        "outputs": [{"name": "waveform", "parameters": {"binary_data": True}}],
+    }).encode()  # fmt: skip
+    request = urllib.request.Request(f"{url}/v2/models/kokoro/infer", data=body,
+                                     headers={"Content-Type": "application/json"})  # fmt: skip
+    start = time.perf_counter()
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            header_length = int(response.headers["Inference-Header-Content-Length"])
+            payload = response.read()
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"kokoro answered HTTP {exc.code}: {exc.read()[:500]!r}") from None
+    elapsed = time.perf_counter() - start
+    return elapsed, (len(payload) - header_length) / 4 / SAMPLE_RATE
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> float:
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"tritonserver exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/v2/models/kokoro/ready", timeout=2) as response:
+                if response.status == 200:
+                    return time.perf_counter() - start
+        except (urllib.error.URLError, ConnectionError):
+            pass
+        time.sleep(1)
+    raise RuntimeError(f"kokoro not ready after {timeout_s} s")
+
+
+def load(url: str, items: list[str], voice: str, concurrency: int) -> dict[str, float]:
+    """All ``items`` at ``concurrency`` requests in flight."""
+    start = time.perf_counter()
+    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(lambda p: infer(url, p, voice), items))
+    wall = time.perf_counter() - start
+    latencies = sorted(r[0] for r in results)
+    audio = sum(r[1] for r in results)
+    return {
+        "concurrency": concurrency,
+        "requests": len(items),
+        "audio_s": round(audio, 2),
+        "wall_s": round(wall, 3),
+        "audio_s_per_s": round(audio / wall, 1),
+        "p50_ms": round(1000 * statistics.median(latencies), 1),
+        "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1),
+    }
+
+
+def run_mode(args: argparse.Namespace, work: Path, weights: Path, voice: str, mode: str) -> dict:
+    repository = render_kokoro(work, weights, mode, args)
+    http = free_port()
+    log_path = work / f"triton-{mode}.log"
+    command = [args.tritonserver, f"--model-repository={repository}", f"--backend-directory={args.backend_dir}",
+               "--http-address=127.0.0.1", f"--http-port={http}", f"--grpc-port={free_port()}",
+               f"--metrics-port={free_port()}", "--strict-readiness=true", "--exit-on-error=true",
+               "--backend-config=python,shm-default-byte-size=16777216",
+               "--backend-config=python,shm-growth-byte-size=16777216",
+               f"--log-verbose={args.log_verbose}"]  # fmt: skip
+    url = f"http://127.0.0.1:{http}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        ready_s = wait_ready(url, process, args.startup_timeout)
+        items = workload(args.items)
+        infer(url, items[0], voice)  # first call: CUDA context and allocator warm-up
+        rows = [load(url, items, voice, c) for c in args.concurrency]
+    finally:
+        process.terminate()
+        try:
+            process.wait(45)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    loaded = [line for line in log_path.read_text(errors="replace").splitlines() if "kokoro: loaded on" in line]
+    return {"mode": mode, "ready_s": round(ready_s, 1), "model_log": loaded[-1] if loaded else "", "rows": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tritonserver", default=shutil.which("tritonserver") or "tritonserver")
+    parser.add_argument("--backend-dir", default="/opt/tritonserver/backends")
+    parser.add_argument("--weights", type=Path, help="weights directory (default: full-size random)")
+    parser.add_argument("--kind", default="gpu", choices=["gpu", "cpu"], help="instance kind (cpu: a smoke test)")
+    parser.add_argument("--voice", default=None)
+    parser.add_argument("--items", type=int, default=64, help="requests per concurrency level")
+    parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 4, 16])
+    parser.add_argument("--compile", default="false", choices=["auto", "true", "false"])
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--modes", default="on,off")
+    parser.add_argument("--log-verbose", type=int, default=0, help="tritonserver's --log-verbose")
+    parser.add_argument("--startup-timeout", type=float, default=600)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    work = Path(tempfile.mkdtemp(prefix="gpu-triton-"))
+    weights, kind = args.weights, "given"
+    if weights is None:
+        from pattern_tts.synthesis.random_weights import write_random_kokoro
+
+        weights = write_random_kokoro(work / "weights", size="full")
+        kind = "random full-size, realistic durations"
+    voice = args.voice or sorted(p.stem for p in (weights / "voices").glob("*.pt"))[0]
+    results = {
+        "date": dt.date.today().isoformat(),
+        "weights_kind": kind,
+        "kind": args.kind,
+        "compile": args.compile,
+        "precision": args.precision,
+        "modes": [run_mode(args, work, weights, voice, mode) for mode in args.modes.split(",")],
+    }
+    print(f"\nkokoro on Triton, KIND_{args.kind.upper()} ({kind}; compile={args.compile}, precision={args.precision})")
+    print(f"{'batching':>8} {'conc':>4} {'audio s/s':>9} {'p50 ms':>8} {'p95 ms':>8}")
+    for mode in results["modes"]:
+        for row in mode["rows"]:
+            print(f"{mode['mode']:>8} {row['concurrency']:>4} {row['audio_s_per_s']:>9} "
+                  f"{row['p50_ms']:>8} {row['p95_ms']:>8}")  # fmt: skip
+    by_mode = {m["mode"]: {r["concurrency"]: r["audio_s_per_s"] for r in m["rows"]} for m in results["modes"]}
+    if {"on", "off"} <= by_mode.keys():
+        gains = {c: round(by_mode["on"][c] / by_mode["off"][c], 2) for c in by_mode["on"] if c in by_mode["off"]}
+        results["batching_gain"] = gains
+        print("batching on/off:", ", ".join(f"c={c} {g}x" for c, g in gains.items()))
+    out = args.out or RESULTS / f"gpu-triton-{results['date']}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
