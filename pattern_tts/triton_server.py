@@ -54,11 +54,26 @@ def _python_env() -> dict[str, str]:
     }
     libdir = sysconfig.get_config_var("LIBDIR")
     library = sysconfig.get_config_var("INSTSONAME") or ""
-    if libdir and library and (Path(libdir) / library).exists():
+    if libdir and library and (Path(libdir) / library).exists() and not _searched_by_default(libdir):
         env["LD_LIBRARY_PATH"] = os.pathsep.join(
             p for p in (libdir, os.environ.get("LD_LIBRARY_PATH", "")) if p
         )
     return env
+
+
+def _searched_by_default(directory: str) -> bool:
+    """True for the system library directories the dynamic loader searches anyway.
+
+    Those must stay off LD_LIBRARY_PATH: it outranks the RUNPATH of torch's libraries, so a system
+    cuDNN there (the Triton GPU image has one) would shadow the cuDNN bundled with torch. Measured
+    on a GPU machine: "cuDNN version incompatibility: PyTorch was compiled against (9, 19, 0) but
+    found runtime version (9, 14, 0)".
+    """
+    multiarch = sysconfig.get_config_var("MULTIARCH") or ""
+    system = {"/lib", "/usr/lib", "/lib64", "/usr/lib64"}
+    if multiarch:
+        system |= {f"/lib/{multiarch}", f"/usr/lib/{multiarch}"}
+    return os.path.normpath(directory) in system
 
 
 def _assemble_from_pytriton(dest: Path) -> TritonInstall:

@@ -1,0 +1,33 @@
+"""How the python-backend stub is pointed at this interpreter (pattern_tts/triton_server.py)."""
+
+from __future__ import annotations
+
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from pattern_tts import triton_server
+
+
+def config_vars(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
+    real = sysconfig.get_config_var
+    monkeypatch.setattr(triton_server.sysconfig, "get_config_var", lambda name: values.get(name, real(name)))
+
+
+def test_a_private_pythons_libpython_directory_goes_on_the_loader_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "libpython3.11.so.1.0").write_bytes(b"")
+    config_vars(monkeypatch, LIBDIR=str(tmp_path), INSTSONAME="libpython3.11.so.1.0")
+    monkeypatch.setenv("LD_LIBRARY_PATH", "/opt/other")
+    assert triton_server._python_env()["LD_LIBRARY_PATH"] == f"{tmp_path}:/opt/other"
+
+
+@pytest.mark.parametrize("libdir", ["/usr/lib/x86_64-linux-gnu", "/usr/lib", "/usr/lib64/"])
+def test_a_system_library_directory_stays_off_the_loader_path(libdir: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On LD_LIBRARY_PATH a system directory would outrank torch's RUNPATH (a system cuDNN would
+    shadow torch's own)."""
+    monkeypatch.setattr(triton_server.Path, "exists", lambda self: True)
+    config_vars(monkeypatch, LIBDIR=libdir, INSTSONAME="libpython3.11.so.1.0", MULTIARCH="x86_64-linux-gnu")
+    assert "LD_LIBRARY_PATH" not in triton_server._python_env()
