@@ -3,7 +3,7 @@
 Each allocator gets its own process, set up as the kokoro Triton model sets itself up on CPU:
 * load the engine on the fast path;
 * warm it up;
-* call ``allocator.settle_after_load(reuse_freed=True)``.
+* call ``allocator.settle_after_load()``.
 Then it synthesises the corpus's longest sentences as one batch (per-item decoder, shortest first,
 as Triton would run them), for several rounds. For each allocator it reports:
 * idle RSS after the settle;
@@ -29,15 +29,17 @@ from pathlib import Path
 from pattern_tts import allocator
 
 RESULTS = Path(__file__).resolve().parent / "results"
-# Reference: glibc as it comes, no settle (what the model process did before any tuning).
-GLIBC_DEFAULT = "glibc, default settings"
+# A reference: glibc told to keep freed memory in its heap (mallopt), the setting before jemalloc.
+GLIBC_KEEP = "glibc keeping freed memory (before)"
 
 
 def configs() -> dict[str, dict[str, str]]:
     """The allocators to compare, as child environments; jemalloc only where it is installed."""
-    out = {"glibc (pattern-tts fallback)": {}, GLIBC_DEFAULT: {}}
+    out = {}
     if allocator.find_jemalloc() is not None:
         out["jemalloc (pattern-tts default)"] = allocator.allocator_env("jemalloc", environ={})
+    out["glibc (pattern-tts fallback)"] = {}
+    out[GLIBC_KEEP] = {}
     return out
 
 
@@ -50,13 +52,18 @@ from pattern_tts.cpu import cpu_quota
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
 
 weights, voice, items_n, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-reuse = sys.argv[5] == "1"
+keep = sys.argv[5] == "keep"
 process = psutil.Process()
 rss = lambda: process.memory_info().rss / 2**20
 torch.set_num_threads(cpu_quota())
 engine = KokoroEngine(Path(weights), compile=None, precision="auto", compile_cache_dir=Path(sys.argv[6]))
 engine.warmup()
-name = allocator.settle_after_load(reuse_freed=True) if reuse else allocator.in_use()
+name = allocator.settle_after_load()
+if keep:  # M_MMAP_THRESHOLD and M_TRIM_THRESHOLD 1 GB, M_TOP_PAD 64 MB
+    import ctypes
+    libc = ctypes.CDLL("libc.so.6")
+    for param, value in ((-3, 1 << 30), (-1, 1 << 30), (-2, 64 << 20)):
+        libc.mallopt(param, value)
 idle = rss()
 rows = json.load(open("bench/corpus/phonemes.json", encoding="utf-8"))
 phonemes = sorted((r["phonemes"] for r in rows), key=len)[-items_n:]
@@ -93,9 +100,9 @@ def main() -> None:
     weights, kind, voice = resolve_weights(args.weights)
     results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "allocators": {}}
     for name, env in configs().items():
-        reuse = "1" if name != GLIBC_DEFAULT else "0"
+        mode = "keep" if name == GLIBC_KEEP else "settle"
         child_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
-        command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.items), str(args.rounds), reuse,
+        command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.items), str(args.rounds), mode,
                    str(CACHE / "compile")]  # fmt: skip
         print(f"{name}: running", flush=True)
         done = subprocess.run(command, env=child_env, capture_output=True, text=True, check=False)
@@ -104,11 +111,11 @@ def main() -> None:
         results["allocators"][name] = json.loads(done.stdout.strip().splitlines()[-1])
 
     print(f"\n{args.items} longest corpus sentences, one batch, {args.rounds} rounds ({kind})")
-    print(f"{'allocator':<32} {'idle MiB':>9} {'peak MiB per round':>22} {'seconds per round':>20}")
+    print(f"{'allocator':<36} {'idle MiB':>9} {'peak MiB per round':>22} {'seconds per round':>20}")
     for name, row in results["allocators"].items():
         peaks = " / ".join(str(r["peak_mib"]) for r in row["rounds"])
         seconds = " / ".join(str(r["seconds"]) for r in row["rounds"])
-        print(f"{name:<32} {row['idle_mib']:>9} {peaks:>22} {seconds:>20}")
+        print(f"{name:<36} {row['idle_mib']:>9} {peaks:>22} {seconds:>20}")
     out = args.out or RESULTS / f"allocator-{results['date']}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")

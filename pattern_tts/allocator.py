@@ -1,18 +1,20 @@
-"""The C allocator under Triton and its python stubs: jemalloc where installed, else tuned glibc malloc.
+"""The C allocator under Triton and its python stubs: jemalloc where installed, else glibc malloc.
 
 The kokoro model decodes one item at a time on CPU, and each item's activations are tens to hundreds
 of MB, sized by its length. glibc's heap fragments under that pattern: holes left by one item are too
-small for the next, longer one. Measured with 16 items of 120-413 phonemes (``python -m
-bench.allocator``): glibc keeping freed memory reached 4.1-4.5 GB in the model's process, past the
-seed pod's 4 GiB limit. glibc with its default settings is 20 % slower and still reaches 3.3 GB,
-and it keeps growing. jemalloc's size classes reuse the memory instead: about 1.8 GB at the same
-speed as the fastest glibc setting.
+small for the next, longer one. Measured with the corpus's 16 longest sentences (120-413 phonemes)
+as one batch, two rounds (``python -m bench.allocator``, BENCHMARKS.md):
+* glibc keeping freed memory in its heap (the setting before jemalloc): the kokoro process peaked
+  at 3.3 GB, then 4.4 GB, past the seed pod's 4 GiB limit;
+* glibc with its default settings: 1.8 GB, then 2.0 GB (still growing), and 20 % slower: it maps
+  and faults in every large activation afresh;
+* jemalloc reuses the memory by size class: 1.8 GB both rounds, and the fastest of the three.
 
 So ``auto`` preloads jemalloc (``LD_PRELOAD``) into tritonserver, and so into its stubs, when
 ``libjemalloc.so.2`` is found:
 * the Docker images install Debian's ``libjemalloc2``;
 * ``scripts/bootstrap.sh`` unpacks the same package into the virtual environment when it can.
-It falls back to glibc otherwise.
+It falls back to glibc, with its default settings, otherwise.
 
 ``MALLOC_CONF`` keeps freed pages for reuse (no page faults on the next item). Once the model is
 loaded and warmed up, :func:`settle_after_load` hands the load's temporaries back to the system.
@@ -40,9 +42,6 @@ SYSTEM_LIB_DIRS = (
     "/usr/local/lib",
 )
 _MALLCTL_ARENAS_ALL = 4096  # jemalloc's "all arenas" index in mallctl names
-# glibc mallopt parameters
-_M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
-GLIBC_KEEP_BYTES = 1 << 30
 
 
 class AllocatorNotFound(RuntimeError):
@@ -82,31 +81,18 @@ def in_use() -> Literal["jemalloc", "glibc"]:
     return "jemalloc" if hasattr(ctypes.CDLL(None), "mallctl") else "glibc"
 
 
-def settle_after_load(reuse_freed: bool) -> str:
-    """Hand the memory freed during model load back to the system; returns the allocator's name.
-
-    With glibc and ``reuse_freed``, large blocks are then served from the heap and kept when
-    freed (no mmap and page faults per activation), as jemalloc does under ``JEMALLOC_CONF``.
-    """
-    process = ctypes.CDLL(None)
+def settle_after_load() -> str:
+    """Hand the memory freed during model load and warm-up back to the system (jemalloc: purge its
+    arenas; glibc: ``malloc_trim``); returns the allocator's name."""
     if in_use() == "jemalloc":
         name = f"arena.{_MALLCTL_ARENAS_ALL}.purge".encode()
-        process.mallctl(name, None, None, None, ctypes.c_size_t(0))
+        ctypes.CDLL(None).mallctl(name, None, None, None, ctypes.c_size_t(0))
         return "jemalloc"
     libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return "unknown"
-    libc = ctypes.CDLL(libc_name)
-    if not hasattr(libc, "malloc_trim"):
+    libc = ctypes.CDLL(libc_name) if libc_name else None
+    if libc is None or not hasattr(libc, "malloc_trim"):
         return "unknown"
     libc.malloc_trim(0)
-    if reuse_freed:
-        for param, value in (
-            (_M_MMAP_THRESHOLD, GLIBC_KEEP_BYTES),
-            (_M_TRIM_THRESHOLD, GLIBC_KEEP_BYTES),
-            (_M_TOP_PAD, 64 << 20),
-        ):
-            libc.mallopt(param, value)
     return "glibc"
 
 

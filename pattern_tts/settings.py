@@ -118,8 +118,8 @@ class Settings(BaseSettings):
         default="auto",
         description="C allocator of Triton and its model processes: auto = jemalloc when "
         "libjemalloc.so.2 is installed (the images; scripts/bootstrap.sh unpacks it into .venv), "
-        "else glibc. With long inputs glibc's heap fragments: the model process measured 4.1-4.5 GB "
-        "against 1.8 GB with jemalloc (python -m bench.allocator).",
+        "else glibc. With long inputs glibc's heap fragments and keeps growing, and it is 20 % slower "
+        "(python -m bench.allocator).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info", description="Log level of the launcher and the gateway (JSON lines on stderr)."

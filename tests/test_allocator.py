@@ -26,7 +26,7 @@ del blocks
 blocks = [torch.ones(25 << 20) for _ in range(3)]  # 3 x 100 MB
 del blocks
 before = psutil.Process().memory_info().rss / 2**20
-name = allocator.settle_after_load(reuse_freed=True)
+name = allocator.settle_after_load()
 after = psutil.Process().memory_info().rss / 2**20
 print(json.dumps({"in_use": allocator.in_use(), "settled": name, "before": before, "after": after}))
 """

@@ -1,10 +1,10 @@
 """Triton python backend ``kokoro``: a dynamic batch of requests -> one batched forward pass.
 
 Thin Triton I/O around :class:`pattern_tts.synthesis.engine.KokoroEngine` (see docs/architecture.md).
-One response per request, sent through the request's response sender as soon as that request is
-done (the model is not decoupled: exactly one final response each); a bad request (unknown voice,
-empty or over-long phonemes, bad speed) gets its own error and the rest of the batch is still
-synthesised.
+One response per request (the model is not decoupled): with the per-item decoder (CPU) each is
+sent through its request's response sender as soon as that request is done, with the batched
+decoder (GPU) ``execute`` returns them. A bad request (unknown voice, empty or over-long phonemes,
+bad speed) gets its own error and the rest of the batch is still synthesised.
 """
 
 import contextlib
@@ -102,9 +102,8 @@ class TritonPythonModel:
         loaded = time.perf_counter() - start
         # Compiles the fast path now, so that the model is not READY before it is fast.
         warmup = self.engine.warmup()
-        # The load's temporaries go back to the system; on CPU freed activations are then kept for
-        # reuse (no page faults per item). See pattern_tts/allocator.py.
-        malloc = allocator.settle_after_load(reuse_freed=device == "cpu")
+        # The load's temporaries go back to the system (pattern_tts/allocator.py).
+        malloc = allocator.settle_after_load()
         pb_utils.Logger.log_info(
             f"kokoro: loaded on {device} in {loaded:.1f} s, warmed up in {warmup:.1f} s "
             f"(threads={torch.get_num_threads()}, batch_decoder={self.engine.batch_decoder}, "
