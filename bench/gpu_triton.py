@@ -9,6 +9,8 @@ percentiles, and writes ``bench/results/gpu-triton-<date>.json`` (or ``--out``).
 
     python -m bench.gpu_triton --tritonserver PATH --backend-dir DIR [--weights DIR]
 
+By default it runs the fast path as deployed (``compile=auto``: compiled bfloat16) and eager.
+
 Without ``--weights`` it uses full-size random weights with realistic durations.
 """
 
@@ -153,7 +155,7 @@ def main() -> None:
     parser.add_argument("--voice", default=None)
     parser.add_argument("--items", type=int, default=64, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 4, 16])
-    parser.add_argument("--compile", default="false", choices=["auto", "true", "false"])
+    parser.add_argument("--compile", default="auto,false", help="comma list of the compile setting: one run each")
     parser.add_argument("--precision", default="auto")
     parser.add_argument("--modes", default="on,off")
     parser.add_argument("--log-verbose", type=int, default=0, help="tritonserver's --log-verbose")
@@ -170,29 +172,44 @@ def main() -> None:
         weights = write_random_kokoro(work / "weights", size="full")
         kind = "random full-size, realistic durations"
     voice = args.voice or sorted(p.stem for p in (weights / "voices").glob("*.pt"))[0]
-    results = {
-        "date": dt.date.today().isoformat(),
-        "weights_kind": kind,
-        "kind": args.kind,
-        "compile": args.compile,
-        "precision": args.precision,
-        "modes": [run_mode(args, work, weights, voice, mode) for mode in args.modes.split(",")],
-    }
-    print(f"\nkokoro on Triton, KIND_{args.kind.upper()} ({kind}; compile={args.compile}, precision={args.precision})")
-    print(f"{'batching':>8} {'conc':>4} {'audio s/s':>9} {'p50 ms':>8} {'p95 ms':>8}")
-    for mode in results["modes"]:
-        for row in mode["rows"]:
-            print(f"{mode['mode']:>8} {row['concurrency']:>4} {row['audio_s_per_s']:>9} "
-                  f"{row['p50_ms']:>8} {row['p95_ms']:>8}")  # fmt: skip
-    by_mode = {m["mode"]: {r["concurrency"]: r["audio_s_per_s"] for r in m["rows"]} for m in results["modes"]}
-    if {"on", "off"} <= by_mode.keys():
-        gains = {c: round(by_mode["on"][c] / by_mode["off"][c], 2) for c in by_mode["on"] if c in by_mode["off"]}
-        results["batching_gain"] = gains
-        print("batching on/off:", ", ".join(f"c={c} {g}x" for c, g in gains.items()))
+    results = {"date": dt.date.today().isoformat(), "device": device_name(args.kind), "runs": []}
+    for compile_ in args.compile.split(","):
+        args.compile = compile_
+        run = {
+            "weights_kind": kind,
+            "kind": args.kind,
+            "compile": compile_,
+            "precision": args.precision,
+            "modes": [run_mode(args, work, weights, voice, mode) for mode in args.modes.split(",")],
+        }
+        results["runs"].append(run)
+        print_run(run)
     out = args.out or RESULTS / f"gpu-triton-{results['date']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
+
+
+def device_name(kind: str) -> str:
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if kind == "gpu" and torch.cuda.is_available() else "CPU"
+    return f"{gpu}, KIND_{kind.upper()}"
+
+
+def print_run(run: dict) -> None:
+    print(f"\nkokoro on Triton, KIND_{run['kind'].upper()} ({run['weights_kind']}; compile={run['compile']}, "
+          f"precision={run['precision']})")  # fmt: skip
+    print(f"{'batching':>8} {'conc':>4} {'audio s/s':>9} {'p50 ms':>8} {'p95 ms':>8}")
+    for mode in run["modes"]:
+        for row in mode["rows"]:
+            print(f"{mode['mode']:>8} {row['concurrency']:>4} {row['audio_s_per_s']:>9} "
+                  f"{row['p50_ms']:>8} {row['p95_ms']:>8}")  # fmt: skip
+    by_mode = {m["mode"]: {r["concurrency"]: r["audio_s_per_s"] for r in m["rows"]} for m in run["modes"]}
+    if {"on", "off"} <= by_mode.keys():
+        gains = {c: round(by_mode["on"][c] / by_mode["off"][c], 2) for c in by_mode["on"] if c in by_mode["off"]}
+        run["batching_gain"] = gains
+        print("batching on/off:", ", ".join(f"c={c} {g}x" for c, g in gains.items()))
 
 
 if __name__ == "__main__":

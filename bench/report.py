@@ -492,7 +492,7 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
 
 def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The GPU section: the latest ``bench/gpu.py`` results (the model in-process, per batch size)."""
-    runs = sorted(results_dir.glob("gpu-*.json"))
+    runs = sorted(results_dir.glob("gpu-[0-9]*.json"))
     if not runs:
         return "## GPU\n\nNo GPU run yet: `python -m bench.gpu` on a GPU writes `bench/results/gpu-<date>.json`.\n"
     data = json.loads(runs[-1].read_text())
@@ -507,8 +507,7 @@ def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f"`python -m bench.gpu` (`bench/gpu.py`): the kokoro model's work in-process (`KokoroEngine.synthesize`,"
         f" outputs copied back to the CPU), {data['items']} corpus requests of {data['phonemes_per_item']['min']} to"
         f" {data['phonemes_per_item']['max']} phonemes, short and long interleaved, cut into batches of each size;"
-        f" torch {data['torch']}, {data['weights_kind']} weights. Triton itself was not run on the GPU"
-        f" (the GPU machine had no tritonserver, and none could be installed there)."
+        f" torch {data['torch']}, {data['weights_kind']} weights. Through Triton: the next section."
         f" Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
         + _table(["variant", "decoder", "batch", "audio s / s", "vs batch 1", "ms / batch", "peak GiB"], rows)
         + "\n\nThe per-item decoder rows run the text side batched and the iSTFTNet decoder one item at a time"
@@ -517,8 +516,58 @@ def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/gpu_triton.py`` results: the kokoro model as KIND_GPU in tritonserver."""
+    runs = sorted(results_dir.glob("gpu-triton-*.json"))
+    if not runs:
+        return "## GPU through Triton\n\nNo run yet: `python -m bench.gpu_triton` on a GPU machine.\n"
+    data = json.loads(runs[-1].read_text())
+    rows = []
+    for run in data["runs"]:
+        variant = "compiled bf16" if run["compile"] != "false" else "eager bf16"
+        by_mode = {m["mode"]: {r["concurrency"]: r for r in m["rows"]} for m in run["modes"]}
+        for c, on in by_mode["on"].items():
+            off = by_mode["off"][c]
+            gain = f"{on['audio_s_per_s'] / off['audio_s_per_s']:.2f}x"
+            rows.append([variant, c, on["audio_s_per_s"], off["audio_s_per_s"], gain, on["p50_ms"], off["p50_ms"]])
+    first = data["runs"][0]
+    return (
+        f"## GPU through Triton: dynamic batching on vs off ({data['device']}, {data['date']})\n\n"
+        f"`python -m bench.gpu_triton` (`bench/gpu_triton.py`): the kokoro model alone in tritonserver as KIND_GPU,"
+        f" {first['weights_kind']} weights, {first['modes'][0]['rows'][0]['requests']} corpus requests per level"
+        " over Triton's HTTP API. On: max batch 16 with dynamic batching; off: max batch 1."
+        f" Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        + _table(["variant", "concurrency", "on: audio s / s", "off: audio s / s", "on / off", "on: p50 ms",
+                  "off: p50 ms"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
+def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/allocator.py`` results: the kokoro process's memory per C allocator."""
+    runs = sorted(results_dir.glob("allocator-*.json"))
+    if not runs:
+        return "## Memory per allocator\n\nNo run yet: `.venv/bin/python -m bench.allocator`.\n"
+    data = json.loads(runs[-1].read_text())
+    rows = [
+        [name, row["idle_mib"], " / ".join(str(r["peak_mib"]) for r in row["rounds"]),
+         " / ".join(str(r["seconds"]) for r in row["rounds"])]
+        for name, row in data["allocators"].items()
+    ]  # fmt: skip
+    lengths = next(iter(data["allocators"].values()))["lengths"]
+    return (
+        f"## Memory of the kokoro process per C allocator ({data['date']})\n\n"
+        f"`.venv/bin/python -m bench.allocator` (`bench/allocator.py`): the engine set up as the kokoro model sets"
+        f" itself up on CPU, then the corpus's {len(lengths)} longest sentences ({min(lengths)}-{max(lengths)}"
+        f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        + _table(["allocator", "idle MiB", "peak MiB per round", "seconds per round"], rows)
+        + "\n"
+    )
+
+
 def write_benchmarks_md(text: str) -> None:
-    BENCHMARKS_MD.write_text(text.rstrip() + "\n\n" + gpu_markdown().rstrip() + "\n", encoding="utf-8")
+    sections = [text, allocator_markdown(), gpu_markdown(), gpu_triton_markdown()]
+    BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
