@@ -46,7 +46,7 @@ class Plan:
     levels: tuple[int, ...] = (1, 16)
     level_requests: dict[int, int] = field(default_factory=lambda: {16: 16})
     perf_levels: tuple[int, ...] = (1, 2, 4, 8, 16)
-    overhead_pairs: int = 8
+    overhead_pairs: int = 24
 
     def __post_init__(self) -> None:
         if self.quick:
