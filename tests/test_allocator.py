@@ -19,15 +19,19 @@ from pattern_tts import allocator
 
 # A child that allocates and frees ~400 MB of torch tensors, then settles: RSS (MB) before and after.
 CHILD = """
-import json, resource, psutil, torch
+import json, torch
 from pattern_tts import allocator
+def rss_mib():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
 blocks = [torch.ones(1 << 20) for _ in range(100)]  # 100 x 4 MB
 del blocks
 blocks = [torch.ones(25 << 20) for _ in range(3)]  # 3 x 100 MB
 del blocks
-before = psutil.Process().memory_info().rss / 2**20
+before = rss_mib()
 name = allocator.settle_after_load()
-after = psutil.Process().memory_info().rss / 2**20
+after = rss_mib()
 print(json.dumps({"in_use": allocator.in_use(), "settled": name, "before": before, "after": after}))
 """
 
