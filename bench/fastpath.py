@@ -30,7 +30,7 @@ import torch
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pattern_tts.synthesis.batched import SAMPLES_PER_FRAME, BatchedKokoro, BatchItem  # noqa: E402
-from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest  # noqa: E402
+from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest, load_kmodel  # noqa: E402
 from pattern_tts.synthesis.fastpath import cpu_has_fast_bf16  # noqa: E402
 
 SENTENCES = (
@@ -123,13 +123,7 @@ def main() -> None:
 
     # Stock Kokoro, batch 1 (weight norm as shipped).
     stock = KokoroEngine.__new__(KokoroEngine)
-    from kokoro import KModel
-
-    unfolded = KModel(
-        repo_id="hexgrad/Kokoro-82M",
-        config=str(weights / "config.json"),
-        model=str(weights / "kokoro-v1_0.pth"),
-    ).eval()
+    unfolded = load_kmodel(weights)
     if "kokoro-stock" not in skip:
 
         def stock_call() -> list:

@@ -137,15 +137,12 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     import jiwer
-    from kokoro import KModel
+
+    from pattern_tts.synthesis.engine import load_kmodel
 
     with tempfile.TemporaryDirectory() as tmp:
         weights = args.weights or prepare_weights("packaged", Path(tmp) / "weights", progress=False)
-        model = KModel(
-            repo_id="hexgrad/Kokoro-82M",
-            config=str(weights / "config.json"),
-            model=str(weights / "kokoro-v1_0.pth"),
-        ).eval()
+        model = load_kmodel(weights)
         voice = torch.load(weights / "voices" / f"{args.voice}.pt", weights_only=True)
     session = ort_session(packaged.read_onnx_bytes(packaged.describe().expected_sha256), threads=args.threads)
     phonemizer = Phonemizer(model.vocab, "a")

@@ -88,17 +88,13 @@ def main() -> int:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
-    from kokoro import KModel
+    from pattern_tts.synthesis.engine import load_kmodel
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         weights = args.weights or prepare_weights("packaged", Path(tmp) / "weights", progress=False)
         convert_s = time.perf_counter() - t0
-        model = KModel(
-            repo_id="hexgrad/Kokoro-82M",
-            config=str(weights / "config.json"),
-            model=str(weights / "kokoro-v1_0.pth"),
-        ).eval()
+        model = load_kmodel(weights)
         vocab = model.vocab
         voice = torch.load(weights / "voices" / f"{args.voice}.pt", weights_only=True).numpy()
     import onnx

@@ -11,6 +11,7 @@ import torch
 from kokoro import KModel
 
 from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
+from pattern_tts.synthesis.engine import load_kmodel
 
 PARITY_SNR_DB = 40.0
 # CI runs this on the CPU; on a GPU machine, PATTERN_TTS_TEST_DEVICE=cuda runs the same checks there
@@ -44,19 +45,6 @@ def float64_default() -> Iterator[None]:
     torch.set_default_dtype(previous)
 
 
-def load_kmodel(weights: Path) -> KModel:
-    """Kokoro's own model from ``weights``, on DEVICE, in the current default dtype."""
-    return (
-        KModel(
-            repo_id="hexgrad/Kokoro-82M",
-            config=str(weights / "config.json"),
-            model=str(weights / "kokoro-v1_0.pth"),
-        )
-        .eval()
-        .to(DEVICE)
-    )
-
-
 def random_items(
     model: KModel, weights: Path, lengths: tuple[int, ...], speeds: tuple[float, ...], seeds: tuple[int, ...], seed: int
 ) -> list[BatchItem]:
@@ -76,7 +64,7 @@ def random_items(
 
 @pytest.fixture(scope="module")
 def kmodel64(tiny_weights_dir: Path, float64_default: None) -> KModel:
-    return load_kmodel(tiny_weights_dir)
+    return load_kmodel(tiny_weights_dir).to(DEVICE)  # in the current default dtype
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +113,7 @@ def test_full_size_batch_matches_kokoro_batch1(tmp_path_factory: pytest.TempPath
     previous = torch.get_default_dtype()
     torch.set_default_dtype(torch.float64)
     try:
-        model = load_kmodel(weights)
+        model = load_kmodel(weights).to(DEVICE)
         lengths = (3, 40, 150, 400)
         items = random_items(model, weights, lengths, (1.0,) * 4, lengths, seed=3)
         for item, out in zip(items, BatchedKokoro(model)(items, batch_decoder=True), strict=True):

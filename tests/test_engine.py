@@ -9,17 +9,13 @@ import torch
 from kokoro import KModel
 
 from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
-from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRequest
+from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRequest, load_kmodel
 
 
 @pytest.fixture(scope="module")
 def kmodel(tiny_weights_dir: Path) -> KModel:
     torch.set_num_threads(2)
-    return KModel(
-        repo_id="hexgrad/Kokoro-82M",
-        config=str(tiny_weights_dir / "config.json"),
-        model=str(tiny_weights_dir / "kokoro-v1_0.pth"),
-    ).eval()
+    return load_kmodel(tiny_weights_dir)
 
 
 def test_seed_changes_only_the_noise(kmodel: KModel, tiny_weights_dir: Path) -> None:

@@ -225,14 +225,10 @@ def converted(packaged_weights_dir: Path) -> Path:
 
 @pytest.fixture(scope="module")
 def converted_kmodel(converted: Path) -> Any:
-    from kokoro import KModel
+    from pattern_tts.synthesis.engine import load_kmodel
 
     torch.set_num_threads(2)
-    return KModel(
-        repo_id="hexgrad/Kokoro-82M",
-        config=str(converted / "config.json"),
-        model=str(converted / "kokoro-v1_0.pth"),
-    ).eval()
+    return load_kmodel(converted)
 
 
 def parity_inputs(model: Any, converted: Path) -> tuple[list[int], Any]:
@@ -245,17 +241,13 @@ def parity_inputs(model: Any, converted: Path) -> tuple[list[int], Any]:
 
 @needs_packaged
 def test_packaged_conversion_loads_strictly_into_kmodel(converted: Path) -> None:
-    from kokoro import KModel
+    from pattern_tts.synthesis.engine import load_kmodel
 
     assert validate_weights_dir(converted) == []
     assert voice_names(converted) == ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
     assert torch.load(converted / "voices" / "jf_alpha.pt", weights_only=True).shape == (510, 1, 256)
     saved = torch.load(converted / "kokoro-v1_0.pth", weights_only=True)
-    model = KModel(
-        repo_id="hexgrad/Kokoro-82M",
-        config=str(converted / "config.json"),
-        model=str(converted / "kokoro-v1_0.pth"),
-    )
+    model = load_kmodel(converted)
     assert set(saved) == {"bert", "bert_encoder", "predictor", "text_encoder", "decoder"}
     for name, state in saved.items():
         module = getattr(model, name)

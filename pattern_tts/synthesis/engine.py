@@ -5,7 +5,6 @@ Language-blind like Kokoro's ``KModel``: it takes phonemes, never text.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import time
@@ -82,6 +81,16 @@ class VoiceStore:
         return self._packs[name]
 
 
+def load_kmodel(weights_dir: Path) -> KModel:
+    """Kokoro's own ``KModel`` (weight norm as shipped, eval mode) from a weights directory in the
+    real layout (``config.json``, ``kokoro-v1_0.pth``)."""
+    config_path, weights_path = weights_dir / CONFIG_NAME, weights_dir / MODEL_NAME
+    for path in (config_path, weights_path):
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} is missing")
+    return KModel(repo_id=HUB_REPO_ID, config=str(config_path), model=str(weights_path)).eval()
+
+
 class KokoroEngine:
     """Kokoro weights, voices and the batched forward pass.
 
@@ -100,13 +109,7 @@ class KokoroEngine:
         compile_cache_dir: Path | None = None,
     ) -> None:
         self.device = torch.device(device)
-        config_path = weights_dir / CONFIG_NAME
-        weights_path = weights_dir / MODEL_NAME
-        for path in (config_path, weights_path):
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} is missing")
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        model = KModel(repo_id=HUB_REPO_ID, config=config, model=str(weights_path)).eval()
+        model = load_kmodel(weights_dir)
         fold_weight_norm(model)
         self.model = model.to(self.device)
         self.vocab: dict[str, int] = model.vocab
