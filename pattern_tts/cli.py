@@ -90,8 +90,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 def _triton(args: argparse.Namespace) -> int:
     """Replace this process by tritonserver (signals then reach Triton directly, as in a pod)."""
-    from pattern_tts.allocator import allocator_env
-    from pattern_tts.triton_server import find_triton, render_model_repository, triton_command
+    from pattern_tts.triton_server import find_triton, render_model_repository, triton_command, triton_env
 
     settings = _settings(args)
     weights_dir = _weights_dir(settings)
@@ -100,8 +99,7 @@ def _triton(args: argparse.Namespace) -> int:
     command = triton_command(settings, install, repository)
     log.info("starting triton", extra={"weights_dir": str(weights_dir), "repository": str(repository)})
     sys.stderr.flush()
-    env = {**os.environ, **settings.to_env(), **install.env, **allocator_env(settings.allocator)}
-    os.execve(command[0], command, env)
+    os.execve(command[0], command, triton_env(settings, install))
 
 
 def _gateway(args: argparse.Namespace) -> int:

@@ -14,9 +14,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from pattern_tts.allocator import allocator_env
 from pattern_tts.settings import Settings
-from pattern_tts.triton_server import find_triton, render_model_repository, triton_command
+from pattern_tts.triton_server import find_triton, render_model_repository, triton_command, triton_env
 
 log = logging.getLogger("pattern_tts.supervisor")
 
@@ -32,12 +31,11 @@ class TritonProcess:
         self.settings = settings
         install = find_triton(settings.cache_dir)
         repository = render_model_repository(settings, weights_dir)
-        env = {**os.environ, **settings.to_env(), **install.env, **allocator_env(settings.allocator)}
         self.errors: collections.deque[str] = collections.deque(maxlen=5)
         self.load_failures: list[str] = []
         self.process = subprocess.Popen(
             triton_command(settings, install, repository),
-            env=env,
+            env=triton_env(settings, install),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,

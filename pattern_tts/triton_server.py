@@ -15,6 +15,7 @@ import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pattern_tts.allocator import allocator_env
 from pattern_tts.settings import Settings
 
 
@@ -130,6 +131,12 @@ def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
         text = string.Template(config.read_text()).substitute(values)
         config.write_text(text)
     return dest
+
+
+def triton_env(settings: Settings, install: TritonInstall) -> dict[str, str]:
+    """The environment tritonserver runs in: this process's, the settings (``PATTERN_TTS_*``, read
+    by the models), the install's and the allocator's (pattern_tts/allocator.py)."""
+    return {**os.environ, **settings.to_env(), **install.env, **allocator_env(settings.allocator)}
 
 
 def triton_command(settings: Settings, install: TritonInstall, repository: Path) -> list[str]:

@@ -17,12 +17,8 @@ spec="$ROOT"
 # jemalloc for Triton's model processes (pattern_tts/allocator.py): the system's when installed,
 # else Debian's libjemalloc2 unpacked into .venv/lib when apt-get can fetch it (no root needed).
 # Optional: without it the model processes use glibc malloc, which uses more memory on long inputs.
-jemalloc_found() {
-  [ -e "$ROOT/.venv/lib/libjemalloc.so.2" ] && return 0
-  for dir in /usr/lib/x86_64-linux-gnu /usr/lib/aarch64-linux-gnu /usr/lib64 /usr/lib /usr/local/lib; do
-    [ -e "$dir/libjemalloc.so.2" ] && return 0
-  done
-  return 1
+jemalloc_found() {  # the same search as the launcher's (pattern_tts/allocator.py)
+  "$ROOT/.venv/bin/python" -c 'import sys; from pattern_tts.allocator import find_jemalloc; sys.exit(find_jemalloc() is None)'
 }
 if ! jemalloc_found && command -v apt-get > /dev/null && command -v dpkg-deb > /dev/null; then
   tmp="$(mktemp -d)"
