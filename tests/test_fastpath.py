@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from pattern_tts.synthesis.batched import BatchedKokoro
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
 from pattern_tts.synthesis.fastpath import autocast_dtype, configure_compile_cache, cpu_has_fast_bf16
 from pattern_tts.synthesis.fused import Fused, adain, adain_snake
@@ -101,6 +102,25 @@ def test_bf16_keeps_durations_and_audio(tiny_weights_dir: Path, eager_outputs: l
     for ref, out in zip(eager_outputs, fast, strict=True):
         assert torch.equal(ref.durations, out.durations)
         assert snr_db(ref.audio, out.audio) >= FIDELITY_SNR_DB
+
+
+def test_reduced_precision_engine_stores_decoder_convs_in_it_with_the_same_audio(
+    tiny_weights_dir: Path,
+) -> None:
+    engine = KokoroEngine(tiny_weights_dir, precision="bf16")
+    decoder = engine.model.decoder
+    convs = [m for m in decoder.modules() if isinstance(m, torch.nn.Conv1d | torch.nn.ConvTranspose1d)]
+    stored = {m.weight.dtype for m in convs if m is not decoder.generator.conv_post}
+    assert stored == {torch.bfloat16}
+    assert decoder.generator.conv_post.weight.dtype == torch.float32  # phase stays full precision
+    assert all(m.weight.dtype == torch.float32 for m in decoder.modules() if isinstance(m, torch.nn.Linear))
+    # The same model with float32 weights under the same autocast: autocast casts per call what
+    # the engine stored once, so the audio is identical.
+    float_weights = KokoroEngine(tiny_weights_dir)
+    float_weights.batched = BatchedKokoro(float_weights.model, autocast_dtype=torch.bfloat16)
+    for ref, out in zip(_synthesize(float_weights), _synthesize(engine), strict=True):
+        assert torch.equal(ref.durations, out.durations)
+        assert torch.equal(ref.audio, out.audio)
 
 
 @pytest.mark.slow

@@ -20,6 +20,7 @@ from pattern_tts.synthesis.batched import (
     BatchItem,
     BatchOutput,
     fold_weight_norm,
+    store_decoder_convs_in,
 )
 from pattern_tts.synthesis.fastpath import Precision, autocast_dtype, configure_compile_cache
 from pattern_tts.voice_spec import VoiceSpecError, parse_voice_spec
@@ -115,6 +116,8 @@ class KokoroEngine:
         self.vocab: dict[str, int] = model.vocab
         self.voices = VoiceStore(weights_dir / VOICES_DIR, self.device)
         self.autocast_dtype = autocast_dtype(precision, self.device)
+        if self.autocast_dtype is not None:
+            store_decoder_convs_in(self.model, self.autocast_dtype)
         # None (auto): compile with reduced precision only; in float32 it measured slower on CPU.
         compile = self.autocast_dtype is not None if compile is None else compile
         if compile:
