@@ -24,9 +24,24 @@ _lock = threading.Lock()
 _g2p_cache: dict[bool, OfflineG2P] = {}
 
 
+def skip_plugin_factories() -> None:
+    """Keep spaCy from importing every installed plugin's pipeline factories on the first load.
+
+    ``spacy.Language()`` imports all ``spacy_factories`` entry points. misaki's ``en`` extra installs
+    spacy-curated-transformers, whose factories import torch and transformers (hundreds of MB) for
+    a pipeline that uses neither. The small English pipeline needs only spaCy's own factories.
+    """
+    import spacy.util
+
+    factories = getattr(spacy.util.registry, "_entry_point_factories", None)
+    if factories is not None and hasattr(factories, "entry_points"):
+        factories.entry_points = False
+
+
 @lru_cache(maxsize=1)
 def load_spacy_pipeline() -> Any:
     """spaCy's ``en_core_web_sm`` with only tok2vec and tagger enabled, loaded from an installed package."""
+    skip_plugin_factories()
     errors = []
     for name in SPACY_MODULES:
         try:
