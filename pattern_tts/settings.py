@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     triton_startup_timeout_s: float = Field(
         default=600.0, gt=0, description="How long `serve` waits for the models to load."
     )
+    triton_trace_file: Path | None = Field(
+        default=None,
+        description="File Triton writes per-request trace timestamps to. Tracing starts off: turn it "
+        'on with Triton\'s trace API (`POST /v2/trace/setting {"trace_level": ["TIMESTAMPS"]}`). '
+        "Unset: no tracing.",
+    )
 
     # --- kokoro model ------------------------------------------------------------------------
     device: Literal["cpu", "cuda"] = Field(

@@ -162,4 +162,6 @@ def triton_command(settings: Settings, install: TritonInstall, repository: Path)
     ]
     if install.backend_dir is not None:
         command.append(f"--backend-directory={install.backend_dir}")
+    if settings.triton_trace_file is not None:  # off until turned on through the trace API
+        command += [f"--trace-config=triton,file={settings.triton_trace_file}", "--trace-config=level=OFF"]
     return command

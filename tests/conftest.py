@@ -51,6 +51,7 @@ class Stack:
     weights_dir: Path
     log_path: Path
     process: subprocess.Popen[bytes]
+    trace_file: Path  # Triton's per-request trace, off until turned on through its trace API
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace")
@@ -110,6 +111,7 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
     """``pattern-tts serve`` on ``weights_dir``, ready; stopped (and its log checked) on exit."""
     gateway, http, grpc, metrics = (free_port() for _ in range(4))
     log_path = work / "serve.log"
+    settings.setdefault("triton_trace_file", work / "triton-trace.json")
     process = start_pattern_tts(
         [
             "serve",
@@ -129,6 +131,7 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
         weights_dir=weights_dir,
         log_path=log_path,
         process=process,
+        trace_file=Path(str(settings["triton_trace_file"])),
     )
     try:
         wait_for(f"{running.gateway_url}/ready", process, log_path, STARTUP_TIMEOUT_S)

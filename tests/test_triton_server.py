@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pattern_tts import triton_server
+from pattern_tts.settings import Settings
 
 
 def config_vars(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
@@ -31,3 +32,14 @@ def test_a_system_library_directory_stays_off_the_loader_path(libdir: str, monke
     monkeypatch.setattr(triton_server.Path, "exists", lambda self: True)
     config_vars(monkeypatch, LIBDIR=libdir, INSTSONAME="libpython3.11.so.1.0", MULTIARCH="x86_64-linux-gnu")
     assert "LD_LIBRARY_PATH" not in triton_server._python_env()
+
+
+def test_request_tracing_is_configured_only_when_a_trace_file_is_set(tmp_path: Path) -> None:
+    install = triton_server.TritonInstall(binary=Path("/opt/tritonserver/bin/tritonserver"), backend_dir=None)
+    plain = triton_server.triton_command(Settings(), install, tmp_path)
+    assert not [arg for arg in plain if arg.startswith("--trace")]
+    trace_file = tmp_path / "trace.json"
+    traced = triton_server.triton_command(Settings(triton_trace_file=trace_file), install, tmp_path)
+    # Written to the file, and off until the trace API turns it on.
+    assert f"--trace-config=triton,file={trace_file}" in traced
+    assert "--trace-config=level=OFF" in traced
