@@ -187,7 +187,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         ovh,
         "n/a (no separate gateway)",
         _status(ovh, 5.0),
-        "same phonemes (pcm) through the gateway vs tritonclient; Triton's own time subtracted"
+        "same phonemes (pcm) through the gateway vs tritonclient; each request's time in Triton "
+        + ("(its trace)" if _get(on, "overhead", "method") == "triton trace" else "(model statistics)")
+        + " subtracted"
         if _get(on, "overhead", "gateway_outside_triton_p50_ms") is not None
         else "raw latency differences (older method, noisy on a busy machine)",
     )

@@ -245,48 +245,50 @@ def stack_direct(client: httpclient.InferenceServerClient, work: Workload) -> di
 
 
 def gateway_overhead(
-    url: str, client: httpclient.InferenceServerClient, work: Workload, stats_url: str
+    url: str, client: httpclient.InferenceServerClient, work: Workload, trace: triton_direct.RequestTrace
 ) -> dict[str, Any]:
     """Gateway overhead per request, insensitive to how long synthesis takes on a busy machine.
 
     The same kokoro work goes through the gateway (phoneme input, pcm) and direct (tritonclient), in
-    pairs whose order alternates. For each call, Triton's own time for that request (the kokoro
-    model's cumulative ``success`` time, read before and after) is subtracted from the client's
-    latency; overhead = (gateway latency - Triton time) - (direct latency - Triton time).
+    pairs whose order alternates. Triton's trace gives each request's time inside Triton (arrival to
+    response sent), which is subtracted from the client's latency;
+    overhead = (gateway latency - Triton time) - (direct latency - Triton time).
     """
     diffs, gw_extra, direct_extra, raw = [], [], [], []
     failed = 0
 
     def gateway(body: dict[str, Any], words: int) -> tuple[float, float]:
-        count, before = triton_direct.kokoro_success(stats_url)
-        g = loadgen.run(f"{url}/v1/audio/speech", [(body, words)], 1)
         nonlocal failed
+        start = time.monotonic_ns()
+        g = loadgen.run(f"{url}/v1/audio/speech", [(body, words)], 1)
         failed += g["failed"]
         # One phoneme request may be one or two kokoro calls (the streamed lead is cut off).
-        return g["latency_p50_s"], triton_direct.kokoro_success_s(stats_url, count + 1) - before
+        return g["latency_p50_s"], trace.inside((start, time.monotonic_ns()))
 
     def direct(phonemes: str) -> tuple[float, float]:
-        count, before = triton_direct.kokoro_success(stats_url)
+        start = time.monotonic_ns()
         latency, _ = triton_direct.timed(client, phonemes, work.voice)
-        return latency, triton_direct.kokoro_success_s(stats_url, count + 1) - before
+        return latency, trace.inside((start, time.monotonic_ns()))
 
-    for i, s in enumerate(work.short):
-        phonemes = work.phonemes[s.text][0]
-        body = work.body(phonemes, "pcm", input_type="phonemes", seed=0)
-        if i % 2:
-            d, d_server = direct(phonemes)
-            g, g_server = gateway(body, s.words)
-        else:
-            g, g_server = gateway(body, s.words)
-            d, d_server = direct(phonemes)
-        gw_extra.append(g - g_server)
-        direct_extra.append(d - d_server)
-        diffs.append((g - g_server) - (d - d_server))
-        raw.append(g - d)
+    with trace:
+        for i, s in enumerate(work.short):
+            phonemes = work.phonemes[s.text][0]
+            body = work.body(phonemes, "pcm", input_type="phonemes", seed=0)
+            if i % 2:
+                d, d_server = direct(phonemes)
+                g, g_server = gateway(body, s.words)
+            else:
+                g, g_server = gateway(body, s.words)
+                d, d_server = direct(phonemes)
+            gw_extra.append(g - g_server)
+            direct_extra.append(d - d_server)
+            diffs.append((g - g_server) - (d - d_server))
+            raw.append(g - d)
     ms = lambda xs: [round(x * 1000, 1) for x in xs]  # noqa: E731
     return {
         "pairs": len(diffs),
         "failed": failed,
+        "method": "triton trace",
         "overhead_p50_ms": round(statistics.median(diffs) * 1000, 1),
         "gateway_outside_triton_p50_ms": round(statistics.median(gw_extra) * 1000, 1),
         "direct_outside_triton_p50_ms": round(statistics.median(direct_extra) * 1000, 1),
@@ -324,6 +326,9 @@ def run_stack_once(
     env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
     if not batching:
         env.update(PATTERN_TTS_MAX_BATCH_SIZE="1", PATTERN_TTS_MAX_QUEUE_DELAY_US="0")
+    trace_file = tmp / f"trace-{name}" / "kokoro.json"  # per-request timestamps, off until asked
+    trace_file.parent.mkdir(parents=True, exist_ok=True)
+    env["PATTERN_TTS_TRITON_TRACE_FILE"] = str(trace_file)
     env.update(extra_env)
     log_path = tmp / f"stack-{name}.log"
     url = f"http://127.0.0.1:{gateway}"
@@ -355,8 +360,8 @@ def run_stack_once(
                 if batching:
                     out["direct"] = stack_direct(client, work)
                     log(f"  direct Triton c=1: RTF {out['direct']['rtf']}")
-                    stats = f"http://127.0.0.1:{http}/v2/models/kokoro/stats"
-                    out["overhead"] = gateway_overhead(url, client, work, stats)
+                    trace = triton_direct.RequestTrace(f"http://127.0.0.1:{http}", trace_file)
+                    out["overhead"] = gateway_overhead(url, client, work, trace)
                     log(f"  gateway overhead p50 {out['overhead']['overhead_p50_ms']} ms")
                 out["perf"] = run_perf(work, plan, http, metrics, tmp / f"perf-{name}")
             out["rss"] = rss.result()

@@ -143,21 +143,64 @@ def perf_analyzer(
     return out
 
 
-def kokoro_success(stats_url: str) -> tuple[int, float]:
-    """(requests, seconds): Triton's cumulative count of, and time spent on, successful kokoro
-    requests (statistics extension)."""
-    stats = httpx.get(stats_url, timeout=5).json()["model_stats"]
-    count = sum(int(m["inference_stats"]["success"]["count"]) for m in stats)
-    return count, sum(int(m["inference_stats"]["success"]["ns"]) for m in stats) / 1e9
+class RequestTrace:
+    """Triton's per-request trace timestamps while inside ``with``: when each kokoro request reached
+    Triton and when its response had left, on the host's monotonic clock (``time.monotonic_ns``).
 
+    Needs the server started with a trace file (pattern-tts ``PATTERN_TTS_TRITON_TRACE_FILE``);
+    tracing is switched on and off through Triton's trace API.
+    """
 
-def kokoro_success_s(stats_url: str, at_least: int = 0, timeout_s: float = 2.0) -> float:
-    """Triton's cumulative kokoro success time (seconds), once its count reaches ``at_least``:
-    Triton updates its statistics just after it sends a response, so a read right after a call
-    can miss that call."""
-    deadline = time.monotonic() + timeout_s
-    count, seconds = kokoro_success(stats_url)
-    while count < at_least and time.monotonic() < deadline:
-        time.sleep(0.005)
-        count, seconds = kokoro_success(stats_url)
-    return seconds
+    # (start, end) timestamps of a request's time inside Triton, per protocol.
+    BOUNDS = (("HTTP_RECV_START", "HTTP_SEND_END"), ("GRPC_WAITREAD_END", "GRPC_SEND_END"))
+
+    def __init__(self, http_url: str, trace_file: Path) -> None:
+        self.setting_url = f"{http_url}/v2/trace/setting"
+        self.trace_file = trace_file
+
+    def _set(self, body: dict[str, Any]) -> None:
+        reply = httpx.post(self.setting_url, json=body, timeout=5)
+        if reply.status_code != 200:
+            raise RuntimeError(f"Triton trace setting {body}: {reply.status_code} {reply.text}")
+
+    def __enter__(self) -> RequestTrace:
+        self._set({"trace_level": ["TIMESTAMPS"], "trace_rate": "1", "log_frequency": "1"})
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._set({"trace_level": ["OFF"]})
+
+    def spans(self, model: str = "kokoro") -> list[tuple[int, int]]:
+        """(start ns, end ns) of each traced ``model`` request, in start order."""
+        events: dict[int, dict[str, Any]] = {}
+        for path in sorted(self.trace_file.parent.glob(self.trace_file.name + "*")):
+            try:
+                entries = json.loads(path.read_text() or "[]")
+            except json.JSONDecodeError:  # a file Triton is still writing
+                continue
+            for entry in entries:
+                record = events.setdefault(int(entry["id"]), {})
+                record.update({k: v for k, v in entry.items() if k in ("model_name",)})
+                for stamp in entry.get("timestamps", []):
+                    record[stamp["name"]] = int(stamp["ns"])
+        out = []
+        for record in events.values():
+            if record.get("model_name") != model:
+                continue
+            for start, end in self.BOUNDS:
+                if start in record and end in record:
+                    out.append((record[start], record[end]))
+        return sorted(out)
+
+    def inside(self, window: tuple[int, int], timeout_s: float = 2.0) -> float:
+        """Seconds Triton spent on the requests that reached it within ``window`` (monotonic ns),
+        first arrival to last response; waits for their traces to be written."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            spans = [(s, e) for s, e in self.spans() if window[0] <= s <= window[1]]
+            if spans or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
+        if not spans:
+            raise RuntimeError(f"no Triton trace of a kokoro request in {window} ({self.trace_file})")
+        return (max(e for _, e in spans) - min(s for s, _ in spans)) / 1e9

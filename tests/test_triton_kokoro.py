@@ -18,6 +18,7 @@ import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
+from bench.triton_direct import RequestTrace
 from tests.conftest import Stack, serve_stack
 
 # Phonemes of very different lengths (Kokoro's symbols), as the g2p model would produce them.
@@ -203,3 +204,21 @@ def test_gateway_requests_batch_and_match_their_solo_output(stack: Stack) -> Non
         b = np.frombuffer(batched, dtype="<i2").astype(np.float32)
         assert a.shape == b.shape and a.size > 0
         assert snr_db(a, b) >= MATCH_SNR_DB
+
+
+def test_triton_traces_each_request_on_the_monotonic_clock_when_asked(stack: Stack) -> None:
+    client = httpclient.InferenceServerClient(stack.triton_http_url)
+    trace = RequestTrace(f"http://{stack.triton_http_url}", stack.trace_file)
+    before = time.monotonic_ns()
+    with trace:
+        start = time.perf_counter()
+        waveform = client.infer("kokoro", kokoro_inputs(PHONEMES[1], VOICES[0])).as_numpy("waveform")
+        latency = time.perf_counter() - start
+    inside = trace.inside((before, time.monotonic_ns()))
+    assert waveform.size > 0
+    assert 0 < inside <= latency  # Triton's part of the call, as its trace times it
+    # Off again: later requests are not traced.
+    traced = len(trace.spans())
+    client.infer("kokoro", kokoro_inputs(PHONEMES[0], VOICES[0]))
+    time.sleep(0.5)
+    assert len(trace.spans()) == traced
