@@ -228,6 +228,11 @@ class StreamEncoder:
         self._md5 = hashlib.md5() if fmt == "flac" else None
         self._av = _AvEncoder(_CODECS[fmt]) if fmt in _CODECS else None
 
+    @property
+    def is_raw(self) -> bool:
+        """wav and pcm: encoding is a sample-format conversion, no codec."""
+        return self._av is None
+
     def write(self, samples: np.ndarray) -> bytes:
         """Encode more samples (float, mono, 24 kHz); returns the bytes ready to send (may be b"")."""
         if self._closed:

@@ -39,6 +39,9 @@ SAMPLE_RATE = 24_000
 FRAME_SAMPLES = 600  # one duration frame of the kokoro model (25 ms)
 MAX_PHONEMES = 510  # Kokoro's context, per chunk
 SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
+# Raw formats convert about 2.5 ms of samples per 10 s of audio: inline up to 5 s (under a thread
+# hop's cost), longer chunks in a worker thread so the event loop is never held for long.
+INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 # The first chunk is cut into growing pieces at sentence or clause ends: the first at least this
 # many phonemes (its audio is ready early), each next one at least LEAD_GROWTH times the one before
 # (it is synthesised while the one before plays, so a stream has no gaps); see `split_lead`.
@@ -112,6 +115,19 @@ def _cut_lead(chunk: Chunk, min_phonemes: int) -> tuple[Chunk, Chunk] | None:
                 Chunk(" ".join(w.word for w in right), text[rest:], right),
             )
     return None
+
+
+async def _encode(encoder: audio.StreamEncoder, samples: np.ndarray) -> bytes:
+    """Encode a chunk: codecs in a worker thread, off the event loop. A short chunk of a raw format
+    is converted inline: that takes less than the hop to a thread (about 1 ms per request)."""
+    if encoder.is_raw and samples.size <= INLINE_ENCODE_SAMPLES:
+        return encoder.write(samples)
+    return await run_in_threadpool(encoder.write, samples)
+
+
+async def _close(encoder: audio.StreamEncoder) -> bytes:
+    """Flush the encoder: a codec's in a worker thread; a raw format has nothing left to encode."""
+    return encoder.close() if encoder.is_raw else await run_in_threadpool(encoder.close)
 
 
 def phoneme_words(phonemes: str) -> tuple[Word, ...]:
@@ -272,10 +288,10 @@ class SpeechService:
         encoder = audio.StreamEncoder(prep.request.response_format)
         try:
             async for result in self._results(synthesis, first):
-                data = await run_in_threadpool(encoder.write, result.waveform)
+                data = await _encode(encoder, result.waveform)
                 if data:
                     yield data
-            tail = await run_in_threadpool(encoder.close)
+            tail = await _close(encoder)
             if tail:
                 yield tail
         finally:
@@ -288,10 +304,10 @@ class SpeechService:
         try:
             async for result in self._results(synthesis, first):
                 out_tokens += int(result.durations.sum())
-                data = await run_in_threadpool(encoder.write, result.waveform)
+                data = await _encode(encoder, result.waveform)
                 if data:
                     yield _event(SpeechAudioDelta(audio=base64.b64encode(data).decode()))
-            tail = await run_in_threadpool(encoder.close)
+            tail = await _close(encoder)
             if tail:
                 yield _event(SpeechAudioDelta(audio=base64.b64encode(tail).decode()))
             usage = Usage(
