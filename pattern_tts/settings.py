@@ -107,7 +107,8 @@ class Settings(BaseSettings):
     batch_decoder: Literal["auto", "true", "false"] = Field(
         default="auto",
         description="Batch the iSTFTNet decoder across requests: auto = on GPU only (on CPU one "
-        "item at a time measured faster); the text side is always batched.",
+        "item at a time measured faster). With it the text side runs on the whole batch, without "
+        "it on groups of similar length (bench/text_side.py).",
     )
     compile: Literal["auto", "true", "false"] = Field(
         default="auto",

@@ -8,7 +8,7 @@ import pytest
 import torch
 from kokoro import KModel
 
-from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
+from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, similar_length_groups, token_ids
 from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRequest, load_kmodel
 
 
@@ -50,3 +50,46 @@ def test_voice_blend_is_the_weighted_mean(tiny_weights_dir: Path) -> None:
     bella, sky = engine.voices.pack("af_bella"), engine.voices.pack("af_sky")
     blend = engine.voices.pack("af_bella(3)+af_sky(1)")
     assert torch.allclose(blend, 0.75 * bella + 0.25 * sky)
+
+
+@pytest.mark.parametrize(
+    "lengths",
+    [[], [7], [10, 300, 11, 12, 290, 50], [100] * 5, [1, 2, 3, 4, 5, 6, 7, 8], [400, 20, 400, 21, 399]],
+)
+def test_similar_length_groups_cover_every_item_once_with_bounded_padding(lengths: list[int]) -> None:
+    groups = similar_length_groups(lengths, max_padding=1.25, max_tokens=128)
+    assert sorted(i for g in groups for i in g) == list(range(len(lengths)))
+    longest = [max(lengths[i] for i in g) for g in groups]
+    assert longest == sorted(longest)  # shortest group first
+    for group in groups:
+        assert len(group) * max(lengths[i] for i in group) <= 1.25 * sum(lengths[i] for i in group)
+        assert len(group) == 1 or max(lengths[i] for i in group) <= 128
+
+
+def test_similar_lengths_share_a_batch_and_different_ones_do_not() -> None:
+    assert similar_length_groups([100] * 5) == [[0, 1, 2, 3, 4]]
+    assert similar_length_groups([10, 300, 11, 12, 290, 50, 55]) == [[0, 2, 3], [5, 6], [4], [1]]
+    assert similar_length_groups([200] * 3, max_tokens=128) == [[0], [1], [2]]  # long ones alone
+
+
+def test_per_item_decoder_runs_the_text_side_on_groups_of_similar_length(
+    tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = KokoroEngine(tiny_weights_dir, batch_decoder=False)
+    phonemes = ["hˈɛlO", "wˈɜɹld", "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˌOvəɹ ðə lˈAzi dˈɔɡ. " * 3, "hˈI"]
+    items = [engine.prepare(SynthesisRequest(p, "af_heart", seed=i)) for i, p in enumerate(phonemes)]
+    one_batch = engine.batched.encode_tokens(items)  # the text side as one padded batch
+
+    batch_sizes: list[int] = []
+    encode_tokens = engine.batched.encode_tokens
+
+    def recording(batch: list[BatchItem]) -> object:
+        batch_sizes.append(len(batch))
+        return encode_tokens(batch)
+
+    monkeypatch.setattr(engine.batched, "encode_tokens", recording)
+    outputs = list(engine.synthesize_each(items))
+    assert batch_sizes == [3, 1]  # the three short items together, the long one (146 tokens) alone
+    assert outputs[-1][0] == 2  # and answered last
+    for i, out in outputs:
+        assert torch.equal(out.durations, one_batch.durations[i, : len(items[i].input_ids)])
