@@ -152,7 +152,7 @@ def main() -> None:
     # Another length: no recompilation expected (dynamic shapes).
     run("compiled-bf16-other-length", compiled_bf16, [items[1]], False)
 
-    # A mixed-length batch: decoder batched vs one item at a time (text side always batched).
+    # A mixed-length batch: decoder batched vs one item at a time (text side in similar-length groups).
     for name, batched in (("eager", eager.batched), ("compiled-bf16", compiled_bf16)):
         run(f"{name}-B4-per-item-decoder", batched, items, False)
         run(f"{name}-B4-batched-decoder", batched, items, True)

@@ -131,8 +131,8 @@ class BatchedKokoro:
     @torch.no_grad()
     def __call__(self, items: Sequence[BatchItem], batch_decoder: bool = True) -> list[BatchOutput]:
         """Synthesise every item. ``batch_decoder=False`` runs the decoder one item at a time
-        (the same code on batches of one), which can be faster on CPUs; the text side is always
-        batched."""
+        (the same code on batches of one), which can be faster on CPUs, and the text side on
+        groups of similar length (:func:`similar_length_groups`)."""
         outputs = dict(self.stream(items, batch_decoder=batch_decoder))
         return [outputs[i] for i in range(len(items))]
 
