@@ -7,7 +7,7 @@ batched vs one item at a time over a mixed-length batch. Prints a table of secon
 audio (real-time factor) and SNR against eager float32, and writes
 ``bench/results/fastpath-<date>.json``.
 
-    flock /tmp/pattern-tts-bench.lock .venv/bin/python bench/fastpath.py --weights DIR
+    flock /tmp/pattern-tts-bench.lock .venv/bin/python -m bench.fastpath --weights DIR
 
 Without ``--weights`` it uses full-size random weights (``write_random_kokoro(size="full")``).
 """

@@ -1,13 +1,16 @@
 """Intelligibility of the converted Kokoro weights vs onnxruntime on the original int8 ONNX file.
 
-    flock /tmp/pattern-tts-bench.lock .venv/bin/python bench/weights_intelligibility.py [--weights DIR]
+    flock /tmp/pattern-tts-bench.lock .venv/bin/python -m bench.weights_intelligibility [--weights DIR]
 
 Ten English sentences (one paragraph) are phonemized by pattern_tts.text (American English) and
 synthesised with voice jf_alpha (the only voices the packaged model ships) three ways:
 
 * ``onnxruntime``: the original int8 file (no noise source in that export);
 * ``converted``: the converted fp32 ``KModel`` as served (its iSTFTNet noise, seeded per sentence);
-* ``converted_no_noise``: the same with the noise source zeroed, like the ONNX export.
+* ``converted_no_noise``: the same with the noise source zeroed, like the ONNX export;
+* ``fast_path``: the converted weights through ``KokoroEngine`` as the kokoro model serves them
+  (compiled, bfloat16 where the CPU has it), same seed as ``converted``: issue 6's fidelity guard,
+  its WER at most 2 points above ``converted`` and its SNR against it at least 25 dB.
 
 As a calibration of the ASR itself, the same sentences spoken by espeak-ng (``espeak_ng``, a
 native-English formant voice) are transcribed too.
@@ -15,7 +18,8 @@ native-English formant voice) are transcribed too.
 Each sentence is resampled to 16 kHz and transcribed by pocketsphinx's bundled US English model;
 word error rates (jiwer, over the whole paragraph) are printed and written to
 ``bench/results/weights-intelligibility-<date>.json``. Pass: converted WER <= onnxruntime WER + 5
-points (both converted variants). Needs the `weights` extra plus ``pocketsphinx`` and ``jiwer``.
+points (both converted variants), and the fast-path guard. Needs the `weights` extra plus
+``pocketsphinx`` and ``jiwer``.
 About 2 minutes on 2 CPU threads.
 """
 
@@ -56,6 +60,14 @@ PARAGRAPH = [
     "Thank you very much for your help yesterday.",
 ]
 MARGIN_POINTS = 5.0
+FAST_PATH_MARGIN_POINTS = 2.0
+FAST_PATH_MIN_SNR_DB = 25.0
+
+
+def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
+    """SNR of ``other`` against ``reference`` (same length), in dB."""
+    error = float(np.sum((reference.astype(np.float64) - other) ** 2))
+    return 10 * float(np.log10(float(np.sum(reference.astype(np.float64) ** 2)) / max(error, 1e-20)))
 
 
 def resample(audio: np.ndarray, rate: int, target: int = ASR_RATE) -> np.ndarray:
@@ -138,18 +150,21 @@ def main() -> int:
     torch.set_num_threads(args.threads)
     import jiwer
 
-    from pattern_tts.synthesis.engine import load_kmodel
+    from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest, load_kmodel
 
-    with tempfile.TemporaryDirectory() as tmp:
-        weights = args.weights or prepare_weights("packaged", Path(tmp) / "weights", progress=False)
-        model = load_kmodel(weights)
-        voice = torch.load(weights / "voices" / f"{args.voice}.pt", weights_only=True)
+    workdir = tempfile.TemporaryDirectory()  # converted weights, compile cache: removed at exit
+    tmp = Path(workdir.name)
+    weights = args.weights or prepare_weights("packaged", tmp / "weights", progress=False)
+    model = load_kmodel(weights)
+    voice = torch.load(weights / "voices" / f"{args.voice}.pt", weights_only=True)
+    fast = KokoroEngine(weights, compile=None, precision="auto", compile_cache_dir=tmp / "compile")
+    fast.warmup()
     session = ort_session(packaged.read_onnx_bytes(packaged.describe().expected_sha256), threads=args.threads)
     phonemizer = Phonemizer(model.vocab, "a")
     asr = Transcriber()
     phonemes_of = [phonemizer.phonemize(sentence) for sentence in PARAGRAPH]
 
-    systems = ("onnxruntime", "converted", "converted_no_noise")
+    systems = ("onnxruntime", "converted", "converted_no_noise", "fast_path")
     hyps: dict[str, list[str]] = {s: [] for s in systems}
     seconds: dict[str, float] = dict.fromkeys(systems, 0.0)
     audio_s = 0.0
@@ -169,10 +184,17 @@ def main() -> int:
         with torch.no_grad(), no_noise():
             audio["converted_no_noise"] = model(phonemes, ref_s, 1.0).numpy()
         t3 = time.perf_counter()
-        for system, elapsed in zip(systems, (t1 - t0, t2 - t1, t3 - t2), strict=True):
+        (out,) = fast.synthesize([fast.prepare(SynthesisRequest(phonemes, args.voice, seed=i))])
+        audio["fast_path"] = out.audio.numpy()
+        t4 = time.perf_counter()
+        for system, elapsed in zip(systems, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
             seconds[system] += elapsed
         audio_s += len(audio["onnxruntime"]) / RATE
         item: dict[str, Any] = {"text": sentence, "phonemes": phonemes}
+        if len(audio["fast_path"]) == len(audio["converted"]):
+            item["fast_path_snr_db"] = round(snr_db(audio["converted"], audio["fast_path"]), 1)
+        else:  # a duration rounded the other way: not comparable sample by sample
+            item["fast_path_snr_db"] = None
         for system in systems:
             hyp = words(asr(audio[system]))
             hyps[system].append(hyp)
@@ -194,13 +216,28 @@ def main() -> int:
     except (OSError, RuntimeError) as exc:
         print(f"espeak-ng reference skipped: {exc}")
     limit = wer["onnxruntime"] + MARGIN_POINTS
-    passed = wer["converted"] <= limit and wer["converted_no_noise"] <= limit
+    snrs = [item["fast_path_snr_db"] for item in items]
+    fast_limit = wer["converted"] + FAST_PATH_MARGIN_POINTS
+    fast_passed = (
+        wer["fast_path"] <= fast_limit
+        and None not in snrs
+        and min(snrs) >= FAST_PATH_MIN_SNR_DB
+    )
+    passed = wer["converted"] <= limit and wer["converted_no_noise"] <= limit and fast_passed
     summary = {
         "voice": args.voice,
         "sentences": len(PARAGRAPH),
         "asr": "pocketsphinx 5 (bundled en-us model), 24 kHz -> 16 kHz",
         "wer_percent": wer,
         "requirement": f"converted WER <= onnxruntime WER + {MARGIN_POINTS:g} points ({limit:.2f})",
+        "fast_path": {
+            "engine": f"compile={fast.compile}, autocast={fast.autocast_dtype}",
+            "requirement": f"WER <= converted WER + {FAST_PATH_MARGIN_POINTS:g} points ({fast_limit:.2f}), "
+            f"SNR vs converted >= {FAST_PATH_MIN_SNR_DB:g} dB",
+            "snr_db_min": min((x for x in snrs if x is not None), default=None),
+            "snr_db": snrs,
+            "pass": fast_passed,
+        },
         "pass": passed,
         "audio_seconds": round(audio_s, 1),
         "synthesis_seconds": {s: round(v, 1) for s, v in seconds.items()},

@@ -1,6 +1,6 @@
 """Parity of the converted Kokoro weights with onnxruntime on the original int8 ONNX file.
 
-    .venv/bin/python bench/weights_parity.py [--weights DIR] [--limit N] [--json OUT]
+    .venv/bin/python -m bench.weights_parity [--weights DIR] [--limit N] [--json OUT]
 
 Converts the packaged model (or uses --weights, a directory made by `pattern-tts weights prepare
 --source packaged`), then synthesises 10 English sentences (fixed phonemes) and 10 Japanese sentences
