@@ -175,12 +175,14 @@ def main() -> None:
     results = {"date": dt.date.today().isoformat(), "device": device_name(args.kind), "runs": []}
     for compile_ in args.compile.split(","):
         args.compile = compile_
+        variant_dir = work / f"compile-{compile_}"
         run = {
             "weights_kind": kind,
             "kind": args.kind,
             "compile": compile_,
             "precision": args.precision,
-            "modes": [run_mode(args, work, weights, voice, mode) for mode in args.modes.split(",")],
+            # Each variant renders its repositories and writes its logs in a directory of its own.
+            "modes": [run_mode(args, variant_dir, weights, voice, mode) for mode in args.modes.split(",")],
         }
         results["runs"].append(run)
         print_run(run)
