@@ -533,6 +533,22 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
             gain = f"{on['audio_s_per_s'] / off['audio_s_per_s']:.2f}x"
             rows.append([variant, c, on["audio_s_per_s"], off["audio_s_per_s"], gain, on["p50_ms"], off["p50_ms"]])
     first = data["runs"][0]
+    earlier = [
+        f"`{path.relative_to(ROOT)}`: "
+        + "; ".join(
+            f"{'compiled' if run['compile'] != 'false' else 'eager'} "
+            + ", ".join(f"c={c} {gain}x" for c, gain in run.get("batching_gain", {}).items())
+            for run in json.loads(path.read_text())["runs"]
+        )
+        for path in runs[:-1]
+    ]
+    spread = (
+        "\nThe same command on other runs (on / off; they move between runs): "
+        + " | ".join(earlier)
+        + ".\n"
+        if earlier
+        else ""
+    )
     return (
         f"## GPU through Triton: dynamic batching on vs off ({data['device']}, {data['date']})\n\n"
         f"`python -m bench.gpu_triton` (`bench/gpu_triton.py`): the kokoro model alone in tritonserver as KIND_GPU,"
@@ -542,6 +558,7 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         + _table(["variant", "concurrency", "on: audio s / s", "off: audio s / s", "on / off", "on: p50 ms",
                   "off: p50 ms"], rows)  # fmt: skip
         + "\n"
+        + spread
     )
 
 
