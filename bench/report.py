@@ -43,7 +43,7 @@ request). Full mode: concurrency 1 = 6 sentences spread over 3 to 40 words (thes
 perf_analyzer's input data and the direct Triton calls); concurrency 16 = 16 one-sentence requests of
 3 to 74 words, short and long interleaved, closed loop; perf_analyzer at 1, 2, 4, 8, 16 with
 max(concurrency, 6) requests per level; gateway overhead from 24 pairs of the shortest sentences
-(gateway vs tritonclient, each minus Triton's own time for that request from its statistics API). If
+(gateway vs tritonclient, each minus that request's time inside Triton from its per-request trace). If
 the stack cannot start with its compiled fast path, it is measured with `PATTERN_TTS_COMPILE=false`
 and the start-up error is shown below. All HTTP
 responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end).
@@ -518,6 +518,11 @@ def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def _gpu_variant(run: dict[str, Any]) -> str:
+    """A ``bench/gpu_triton.py`` run's variant: compiled or eager (both bf16)."""
+    return "compiled bf16" if run["compile"] != "false" else "eager bf16"
+
+
 def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/gpu_triton.py`` results: the kokoro model as KIND_GPU in tritonserver."""
     runs = sorted(results_dir.glob("gpu-triton-*.json"))
@@ -526,7 +531,7 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     data = json.loads(runs[-1].read_text())
     rows = []
     for run in data["runs"]:
-        variant = "compiled bf16" if run["compile"] != "false" else "eager bf16"
+        variant = _gpu_variant(run)
         by_mode = {m["mode"]: {r["concurrency"]: r for r in m["rows"]} for m in run["modes"]}
         for c, on in by_mode["on"].items():
             off = by_mode["off"][c]
@@ -536,7 +541,7 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     earlier = [
         f"`{path.relative_to(ROOT)}`: "
         + "; ".join(
-            f"{'compiled' if run['compile'] != 'false' else 'eager'} "
+            f"{_gpu_variant(run)} "
             + ", ".join(f"c={c} {gain}x" for c, gain in run.get("batching_gain", {}).items())
             for run in json.loads(path.read_text())["runs"]
         )

@@ -180,7 +180,8 @@ class RequestTrace:
                 continue
             for entry in entries:
                 record = events.setdefault(int(entry["id"]), {})
-                record.update({k: v for k, v in entry.items() if k in ("model_name",)})
+                if "model_name" in entry:
+                    record["model_name"] = entry["model_name"]
                 for stamp in entry.get("timestamps", []):
                     record[stamp["name"]] = int(stamp["ns"])
         out = []

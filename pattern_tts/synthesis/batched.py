@@ -467,8 +467,8 @@ def similar_length_groups(
     groups: list[list[int]] = []
     total = 0
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
-        fits = (len(groups[-1]) + 1) * lengths[i] <= max_padding * (total + lengths[i]) if groups else False
-        if fits and lengths[i] <= max_tokens:
+        padded = (len(groups[-1]) + 1) * lengths[i] if groups else 0  # with i as the longest
+        if groups and lengths[i] <= max_tokens and padded <= max_padding * (total + lengths[i]):
             groups[-1].append(i)
             total += lengths[i]
         else:
@@ -489,22 +489,18 @@ def fold_weight_norm(model: nn.Module) -> None:
             nn.utils.remove_weight_norm(module)
 
 
-def store_decoder_convs_in(model: KModel, dtype: torch.dtype) -> int:
+def store_decoder_convs_in(model: KModel, dtype: torch.dtype) -> None:
     """Keep the weights of the decoder's convolutions that run under autocast in ``dtype``.
 
     Autocast casts each of these weights to ``dtype`` on every call anyway, so the audio is the
     same bit for bit; stored once, they take half the memory (about 100 MB for Kokoro-82M) and no
     per-call copy. ``generator.conv_post`` (phase) and the AdaIN style layers (``nn.Linear``) run
-    in full precision and keep float32. Call after :func:`fold_weight_norm`; returns how many
-    convolutions were converted.
+    in full precision and keep float32. Call after :func:`fold_weight_norm`.
     """
     decoder = model.decoder
-    converted = 0
     for module in decoder.modules():
         if isinstance(module, nn.Conv1d | nn.ConvTranspose1d) and module is not decoder.generator.conv_post:
             module.to(dtype)
-            converted += 1
-    return converted
 
 
 __all__ = [
