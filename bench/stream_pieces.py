@@ -1,0 +1,152 @@
+"""How the gateway cuts a request's first chunk into streamed pieces: speech rate, first audio, stalls.
+
+The gateway sends a request's first chunk to Triton as growing pieces so that its first audio is
+ready early (``gateway.serving.split_lead``). Kokoro reads a piece on its own more slowly than the
+same words inside a longer input, and pauses at a piece's end as at a full stop. This script
+compares, on the benchmark's requests (the 100-word request and the concurrency-16 sentences), in
+process with the engine as the kokoro model loads it (fast path, warmed up):
+
+* ``whole``: no cut (the chunks as Kokoro's KPipeline would make them);
+* ``clauses x3 (before)``: the earlier rule: cut at the first sentence or clause end past 12
+  phonemes, then each piece at least 3 times the one before;
+* ``split_lead`` (the gateway's rule now).
+
+For each: the pieces, the seconds of audio (vs whole: the extra is slower speech and extra pauses),
+the seconds to synthesise the first piece (first audio), and the playback stalls of a stream that
+starts playing when the first piece is ready, with the pieces synthesised one after another (what
+two cores do), each piece's synthesis time measured.
+
+    flock /tmp/pattern-tts-bench.lock .venv/bin/python -m bench.stream_pieces [--weights DIR]
+
+Prints a table and writes ``bench/results/stream-pieces-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench import corpus
+from gateway.serving import _CLAUSE_END, _cut_at, phoneme_words, split_lead
+from gateway.triton import Chunk
+from pattern_tts.cpu import cpu_quota
+from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
+from pattern_tts.text.g2p import Phonemizer
+
+RESULTS = Path(__file__).resolve().parent / "results"
+SAMPLE_RATE = 24_000
+
+
+def clauses_x3(chunk: Chunk) -> list[Chunk]:
+    """The earlier rule: sentence or clause ends, each piece >= 3x the one before (from 12)."""
+    pieces: list[Chunk] = []
+    need = 12
+    while (cut := _cut_at(chunk, _CLAUSE_END, need)) is not None:
+        lead, chunk = cut
+        pieces.append(lead)
+        need = 3 * len(lead.phonemes)
+    return [*pieces, chunk]
+
+
+RULES: dict[str, Callable[[Chunk], list[Chunk]]] = {
+    "whole": lambda chunk: [chunk],
+    "clauses x3 (before)": clauses_x3,
+    "split_lead": split_lead,
+}
+
+
+def stream(synth_s: list[float], audio_s: list[float]) -> tuple[float, float]:
+    """(first audio s, total stall s) of pieces synthesised one after another, played in order as
+    soon as each is ready."""
+    ready = 0.0
+    playing_until = 0.0
+    stall = 0.0
+    for i, (synth, audio) in enumerate(zip(synth_s, audio_s, strict=True)):
+        ready += synth
+        if i and ready > playing_until:
+            stall += ready - playing_until
+        playing_until = max(playing_until, ready) + audio
+    return synth_s[0], stall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    from bench.run import CACHE, resolve_weights
+
+    weights, kind, voice = resolve_weights(args.weights)
+    torch.set_num_threads(cpu_quota())
+    engine = KokoroEngine(weights, compile=None, precision="auto", compile_cache_dir=CACHE / "compile")
+    engine.warmup()
+    phonemizer = Phonemizer(json.loads((weights / "config.json").read_text()).get("vocab"))
+
+    def synthesize(phonemes: str) -> tuple[float, float, int]:
+        """(seconds to synthesise, seconds of audio, frames of speech without the boundary tokens)."""
+        item = engine.prepare(SynthesisRequest(phonemes, voice))
+        start = time.perf_counter()
+        (out,) = engine.synthesize([item])
+        elapsed = time.perf_counter() - start
+        return elapsed, out.audio.numel() / SAMPLE_RATE, int(out.durations[1:-1].sum())
+
+    texts = [("100-word request", corpus.request_100_words())]
+    texts += [(f"c=16 sentence, {s.words} words", s.text) for s in corpus.mixed(16)]
+    rows: list[dict[str, Any]] = []
+    for label, text in texts:
+        chunks = phonemizer.chunks(text)
+        first = Chunk(chunks[0].phonemes, chunks[0].phonemes, phoneme_words(chunks[0].phonemes))
+        whole_audio = 0.0
+        for rule, cut in RULES.items():
+            pieces = [p.phonemes for p in cut(first)]
+            runs = [synthesize(p) for p in pieces]
+            synth_s = [r[0] for r in runs]
+            audio_s = [r[1] for r in runs]
+            first_s, stall_s = stream(synth_s, audio_s)
+            if rule == "whole":
+                whole_audio = sum(audio_s)
+            rows.append({
+                "text": label, "rule": rule, "pieces": [len(p) for p in pieces],
+                "audio_s": round(sum(audio_s), 3), "vs_whole": round(sum(audio_s) / whole_audio, 3),
+                "speech_frames": sum(r[2] for r in runs), "synth_s": round(sum(synth_s), 3),
+                "first_audio_s": round(first_s, 3), "stall_s": round(stall_s, 3),
+            })  # fmt: skip
+            r = rows[-1]
+            print(f"{label:<28} {rule:<20} {str(r['pieces']):<22} {r['audio_s']:>7} {r['vs_whole']:>6}x "
+                  f"{r['synth_s']:>6} {r['first_audio_s']:>6} {r['stall_s']:>6}", flush=True)  # fmt: skip
+
+    summary = {}
+    whole_total = sum(r["audio_s"] for r in rows if r["rule"] == "whole")
+    for rule in RULES:
+        mine = [r for r in rows if r["rule"] == rule]
+        summary[rule] = {
+            "audio_s": round(sum(r["audio_s"] for r in mine), 2),
+            "vs_whole": round(sum(r["audio_s"] for r in mine) / whole_total, 3),
+            "synth_s": round(sum(r["synth_s"] for r in mine), 2),
+            "first_audio_s_mean": round(sum(r["first_audio_s"] for r in mine) / len(mine), 3),
+            "first_audio_s_max": max(r["first_audio_s"] for r in mine),
+            "stall_s": round(sum(r["stall_s"] for r in mine), 3),
+            "pieces": sum(len(r["pieces"]) for r in mine),
+        }  # fmt: skip
+    print(f"\n{'rule':<20} {'pieces':>6} {'audio s':>8} {'vs whole':>8} {'synth s':>8} {'first mean':>10} "
+          f"{'first max':>9} {'stall s':>8}")  # fmt: skip
+    for rule, s in summary.items():
+        print(f"{rule:<20} {s['pieces']:>6} {s['audio_s']:>8} {s['vs_whole']:>7}x {s['synth_s']:>8} "
+              f"{s['first_audio_s_mean']:>10} {s['first_audio_s_max']:>9} {s['stall_s']:>8}")  # fmt: skip
+    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice,
+               "threads": torch.get_num_threads(), "rows": rows, "summary": summary}  # fmt: skip
+    out = args.out or RESULTS / f"stream-pieces-{results['date']}.json"
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
