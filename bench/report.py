@@ -42,7 +42,7 @@ Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 wo
 request). Full mode: concurrency 1 = 6 sentences spread over 3 to 40 words (these are also
 perf_analyzer's input data and the direct Triton calls); concurrency 16 = 16 one-sentence requests of
 3 to 74 words, short and long interleaved, closed loop; perf_analyzer at 1, 2, 4, 8, 16 with
-max(concurrency, 6) requests per level; gateway overhead from 24 pairs of the shortest sentences
+2 x max(concurrency, 6) requests per level; gateway overhead from 24 pairs of the shortest sentences
 (gateway vs tritonclient, each minus that request's time inside Triton from its per-request trace). If
 the stack cannot start with its compiled fast path, it is measured with `PATTERN_TTS_COMPILE=false`
 and the start-up error is shown below. All HTTP

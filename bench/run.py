@@ -59,8 +59,9 @@ class Plan:
 
     @staticmethod
     def perf_requests(concurrency: int, entries: int) -> int:
-        """At least one pass over the input data and one request per concurrent client."""
-        return max(concurrency, entries)
+        """Two passes over the input data, and at least two requests per concurrent client: with
+        one, the on/off ratios of levels below c=8 moved by about 15 % between runs."""
+        return 2 * max(concurrency, entries)
 
 
 @dataclass
