@@ -25,6 +25,26 @@ class Record:
     audio_s: float
     status: int
     error: str = ""
+    stall_s: float = 0.0  # playback gaps of a player that starts at the first byte (pcm, wav)
+
+
+def playback_stall(arrivals: list[tuple[float, int]], response_format: str) -> float:
+    """Seconds a player waits for audio after it started playing at the first byte.
+
+    ``arrivals``: (seconds since the request, body bytes received) per read of a pcm or wav
+    body, 16-bit mono 24 kHz: each read's audio plays after the audio before it, or when it
+    arrives if the player ran dry first. 0 for other formats (their bytes are not linear in time).
+    """
+    if response_format not in ("pcm", "wav") or not arrivals:
+        return 0.0
+    stall = 0.0
+    plays_until = arrivals[0][0]
+    for at, size in arrivals:
+        if at > plays_until:
+            stall += at - plays_until
+            plays_until = at
+        plays_until += size / 2 / SAMPLE_RATE
+    return stall
 
 
 def audio_seconds(body_len: int, response_format: str) -> float:
@@ -39,17 +59,24 @@ async def one(client: httpx.AsyncClient, url: str, body: dict[str, Any], words: 
     sent = time.perf_counter()
     ttfb = 0.0
     size = 0
+    arrivals: list[tuple[float, int]] = []
+    response_format = body.get("response_format", "pcm")
     try:
         async with client.stream("POST", url, json=body) as response:
             async for chunk in response.aiter_raw():
-                if chunk and not ttfb:
-                    ttfb = time.perf_counter() - sent
+                if not chunk:
+                    continue
+                arrivals.append((time.perf_counter() - sent, len(chunk)))
                 size += len(chunk)
             status = response.status_code
         done = time.perf_counter() - sent
+        ttfb = arrivals[0][0] if arrivals else 0.0
+        if response_format == "wav" and arrivals:  # the header is not audio
+            arrivals[0] = (arrivals[0][0], max(0, arrivals[0][1] - WAV_HEADER))
         error = "" if status == 200 else f"HTTP {status}"
-        audio = audio_seconds(size, body.get("response_format", "pcm")) if status == 200 else 0.0
-        return Record(words, sent - t0, ttfb, done, audio, status, error)
+        audio = audio_seconds(size, response_format) if status == 200 else 0.0
+        stall = playback_stall(arrivals, response_format) if status == 200 else 0.0
+        return Record(words, sent - t0, ttfb, done, audio, status, error, stall)
     except httpx.HTTPError as exc:
         return Record(words, sent - t0, ttfb, time.perf_counter() - sent, 0.0, 0, f"{type(exc).__name__}: {exc}")
 
@@ -85,6 +112,7 @@ def summarize(records: list[Record], wall_s: float, concurrency: int) -> dict[st
     ok = [r for r in records if not r.error]
     lat = [r.latency_s for r in ok]
     ttfb = [r.ttfb_s for r in ok]
+    stall = [r.stall_s for r in ok]
     audio = sum(r.audio_s for r in ok)
     return {
         "concurrency": concurrency,
@@ -101,6 +129,10 @@ def summarize(records: list[Record], wall_s: float, concurrency: int) -> dict[st
         "latency_p99_s": round(pct(lat, 99), 3),
         "ttfb_p50_s": round(pct(ttfb, 50), 3),
         "ttfb_p95_s": round(pct(ttfb, 95), 3),
+        # Streams: seconds a player starting at the first byte waits for audio, per request.
+        "stall_p50_s": round(pct(stall, 50), 3),
+        "stall_p95_s": round(pct(stall, 95), 3),
+        "stalled_requests": sum(1 for s in stall if s > 0.05),
         "records": [asdict(r) for r in records],
     }
 

@@ -47,7 +47,8 @@ perf_analyzer's input data and the direct Triton calls); concurrency 16 = 16 one
 the stack cannot start with its compiled fast path, it is measured with `PATTERN_TTS_COMPILE=false`
 and the start-up error is shown below. All HTTP
 responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end).
-RTF = sum of request latencies / seconds of audio at concurrency 1 (lower is better). Peak RSS is the
+RTF = sum of request latencies / seconds of audio at concurrency 1 (lower is better). Stall = seconds
+a player that starts at a response's first byte waits for audio. Peak RSS is the
 sampled peak of the sum over the whole process tree (launcher, tritonserver, python stubs, gateway).
 """
 
@@ -238,6 +239,7 @@ def level_rows(results: dict[str, Any]) -> list[list[Any]]:
                     lv["latency_p95_s"],
                     lv["latency_p99_s"],
                     lv["ttfb_p50_s"],
+                    lv.get("stall_p95_s"),  # results before the stall figure have none
                     lv["failed"],
                 ]
             )
@@ -253,6 +255,7 @@ def level_rows(results: dict[str, Any]) -> list[list[Any]]:
                 direct["latency_p50_s"],
                 direct["latency_p95_s"],
                 direct["latency_p99_s"],
+                None,
                 None,
                 direct["failed"],
             ]
@@ -350,6 +353,7 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
                 "p95 s",
                 "p99 s",
                 "first byte p50 s",
+                "stall p95 s",
                 "failed",
             ],
             level_rows(results),
@@ -589,8 +593,62 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/stream_pieces.py`` results: what cutting a stream's first chunk costs."""
+    runs = sorted(results_dir.glob("stream-pieces-*.json"))
+    if not runs:
+        return "## Streamed pieces\n\nNo run yet: `.venv/bin/python -m bench.stream_pieces`.\n"
+    data = json.loads(runs[-1].read_text())
+    rows = [
+        [rule, s["pieces"], s["audio_s"], f"{s['vs_whole']}x", s["synth_s"], s["first_audio_s_mean"],
+         s["first_audio_s_max"], s["stall_s"]]
+        for rule, s in data["summary"].items()
+    ]  # fmt: skip
+    return (
+        f"## Streamed pieces: what cutting the first chunk costs ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.stream_pieces` (`bench/stream_pieces.py`): the 100-word request and the 16"
+        " concurrency-16 sentences, their first chunk whole, cut by the earlier rule, and cut by `split_lead`;"
+        " each piece synthesised alone in-process, one after another; first audio = the first piece's"
+        f" synthesis; stall = a player's waits when it starts at the first piece; {data['weights']}."
+        " Kokoro reads a piece alone more slowly than inside a longer input, so cut pieces give more audio"
+        f" than the whole chunk. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        + _table(["rule", "pieces", "audio s", "vs whole", "synthesis s", "first audio s (mean)",
+                  "first audio s (max)", "stall s"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
+def scheduling_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/scheduling.py`` results: streams under load by batch size and queue order."""
+    runs = sorted(results_dir.glob("scheduling-*.json"))
+    if not runs:
+        return "## Streams under load\n\nNo run yet: `.venv/bin/python -m bench.scheduling`.\n"
+    data = json.loads(runs[-1].read_text())
+    keys = ("ttfb_p50_s", "ttfb_p95_s", "stall_p50_s", "stall_p95_s", "latency_p50_s", "latency_p95_s",
+            "audio_s_per_wall_s", "failed")  # fmt: skip
+    rows = [
+        [label, c, *(round(row[k], 3) for k in keys)]
+        for label, levels in data["summary"].items()
+        for c, row in levels.items()
+    ]
+    requests = ", ".join(f"c={c}: {n}" for c, n in data["levels"].items())
+    return (
+        f"## Streams under load: batch size and queue order ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.scheduling` (`bench/scheduling.py`): the stack through the gateway,"
+        f" mixed one-sentence requests as streamed pcm in a closed loop ({requests} requests), each variant"
+        f" started {len(next(iter(data['rounds'].values())))} times in turn; medians over the starts. FIFO ="
+        " first come, first served (the default); priority = `PATTERN_TTS_STREAM_PRIORITY=true`. Stall ="
+        f" seconds a player that starts at the first byte waits for audio; {data['weights']}."
+        f" Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        + _table(["stack", "conc.", "first byte p50 s", "first byte p95 s", "stall p50 s", "stall p95 s",
+                  "latency p50 s", "latency p95 s", "audio s / wall s", "failed"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, allocator_markdown(), gpu_markdown(), gpu_triton_markdown()]
+    sections = [text, stream_pieces_markdown(), scheduling_markdown(), allocator_markdown(), gpu_markdown(),
+                gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

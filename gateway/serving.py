@@ -31,7 +31,7 @@ from gateway.protocol import (
 )
 from gateway.triton import Chunk, ChunkSynthesis, KokoroJob, Synthesized, TritonClient, Word
 from gateway.voices import LANGUAGES, ResolvedVoice, VoiceCatalogue
-from pattern_tts.settings import Settings
+from pattern_tts.settings import STREAM_PRIORITY_LEVELS, Settings
 
 log = logging.getLogger("gateway")
 
@@ -260,10 +260,18 @@ class SpeechService:
             chunks = split_lead(chunks[0]) + chunks[1:]
         base = req.seed or 0
         jobs = [
-            KokoroJob(c.phonemes, voice.spec, req.speed, (base + i) % 2**62) for i, c in enumerate(chunks)
+            KokoroJob(c.phonemes, voice.spec, req.speed, (base + i) % 2**62, self.priority(i))
+            for i, c in enumerate(chunks)
         ]
         info["chunks"] = len(chunks)
         return Prepared(req, voice, chunks, jobs)
+
+    def priority(self, index: int) -> int:
+        """Triton priority level of a request's chunk `index` (0-based): its place in the request,
+        so that every waiting first piece is synthesised before any second one, and so on."""
+        if not self.settings.stream_priority:
+            return 0
+        return min(index + 1, STREAM_PRIORITY_LEVELS)
 
     async def _start(self, prep: Prepared) -> tuple[ChunkSynthesis, Synthesized]:
         """Send every chunk to Triton; wait for the first (so its errors are still a 4xx)."""

@@ -52,6 +52,7 @@ class KokoroJob:
     voice: str
     speed: float = 1.0
     seed: int | None = None
+    priority: int = 0  # Triton priority level, 1 first; 0: the model's default level
 
 
 @dataclass
@@ -147,7 +148,9 @@ class TritonClient:
         if job.seed is not None:
             inputs.append(_scalar_input("seed", job.seed, "INT64", np.int64))
         try:
-            result = await self._client.infer(KOKORO_MODEL, inputs, client_timeout=self._timeout_s)
+            result = await self._client.infer(
+                KOKORO_MODEL, inputs, priority=job.priority, client_timeout=self._timeout_s
+            )
         except Exception as exc:
             raise from_triton(exc, KOKORO_MODEL) from None
         waveform = result.as_numpy("waveform")

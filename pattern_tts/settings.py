@@ -14,6 +14,10 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Triton priority levels of the kokoro model with `stream_priority`: a request's chunk i (0-based)
+# goes at level min(i + 1, STREAM_PRIORITY_LEVELS), 1 first; calls without a priority (direct
+# clients, perf_analyzer) at the last level.
+STREAM_PRIORITY_LEVELS = 4
 
 
 def _default_cache_dir() -> Path:
@@ -100,6 +104,13 @@ class Settings(BaseSettings):
     max_batch_size: int = Field(default=16, ge=1, le=256, description="Largest dynamic batch.")
     max_queue_delay_us: int = Field(
         default=3000, ge=0, description="How long Triton waits to grow a batch, in microseconds."
+    )
+    stream_priority: bool = Field(
+        default=False,
+        description="Triton takes each request's chunks by their place in it: every waiting first "
+        "piece before any second one, and so on (priority levels). Under overload the first audio "
+        "comes sooner, but streams already playing stall longer and long requests finish later "
+        "(bench/scheduling.py). false: first come, first served.",
     )
     threads: int = Field(
         default=0, ge=0, description="Torch intra-op threads per instance; 0 = from the CPU quota."

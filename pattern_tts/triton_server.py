@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pattern_tts.allocator import allocator_env
-from pattern_tts.settings import Settings
+from pattern_tts.settings import STREAM_PRIORITY_LEVELS, Settings
 
 
 class TritonNotFound(RuntimeError):
@@ -113,6 +113,7 @@ def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
         "weights_dir": str(weights_dir),
         "max_batch_size": str(settings.max_batch_size),
         "max_queue_delay_us": str(settings.max_queue_delay_us),
+        "priority_levels": str(STREAM_PRIORITY_LEVELS if settings.stream_priority else 0),
         "instance_count": str(settings.instance_count),
         "instance_kind": "KIND_GPU" if settings.device == "cuda" else "KIND_CPU",
         "threads": str(settings.threads),

@@ -19,6 +19,7 @@ import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
 from bench.triton_direct import RequestTrace
+from pattern_tts.settings import STREAM_PRIORITY_LEVELS
 from tests.conftest import Stack, serve_stack
 
 # Phonemes of very different lengths (Kokoro's symbols), as the g2p model would produce them.
@@ -38,9 +39,14 @@ MATCH_SNR_DB = 30.0
 
 @pytest.fixture(scope="module")
 def batched_decoder_stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    """The stack with the decoder batched across requests, as on GPU."""
+    """The stack with the decoder batched across requests, as on GPU, and Triton priority levels by
+    a chunk's place in its request (`stream_priority`)."""
     with serve_stack(
-        tiny_weights_dir, tmp_path_factory.mktemp("batched"), max_queue_delay_us=20000, batch_decoder="true"
+        tiny_weights_dir,
+        tmp_path_factory.mktemp("batched"),
+        max_queue_delay_us=20000,
+        batch_decoder="true",
+        stream_priority="true",
     ) as running:
         yield running
 
@@ -174,9 +180,11 @@ def test_bad_request_fails_alone_in_its_batch(
         assert result.as_numpy("waveform").size > 0
 
 
-def test_gateway_requests_batch_and_match_their_solo_output(stack: Stack) -> None:
+def test_gateway_requests_batch_and_match_their_solo_output(any_stack: Stack) -> None:
     """8 concurrent multi-sentence requests through the gateway: fewer Triton executions than
-    kokoro requests, and each response is what the same request gets alone."""
+    kokoro requests, and each response is what the same request gets alone (with
+    `stream_priority`, the batched-decoder stack: chunks at priority levels 1 and 2 batch together)."""
+    stack = any_stack
     texts = [
         f"This is request number {n}, and it starts here. It ends here." for n in range(8)
     ]
@@ -204,6 +212,15 @@ def test_gateway_requests_batch_and_match_their_solo_output(stack: Stack) -> Non
         b = np.frombuffer(batched, dtype="<i2").astype(np.float32)
         assert a.shape == b.shape and a.size > 0
         assert snr_db(a, b) >= MATCH_SNR_DB
+
+
+def test_stream_priority_renders_priority_levels(stack: Stack, batched_decoder_stack: Stack) -> None:
+    """Triton's kokoro config: 4 priority levels with `stream_priority`, none without."""
+    for running, levels in ((stack, 0), (batched_decoder_stack, STREAM_PRIORITY_LEVELS)):
+        config = httpclient.InferenceServerClient(running.triton_http_url).get_model_config("kokoro")
+        batching = config["dynamic_batching"]
+        assert int(batching.get("priority_levels", 0)) == levels
+        assert int(batching.get("default_priority_level", 0)) == levels
 
 
 def test_triton_traces_each_request_on_the_monotonic_clock_when_asked(stack: Stack) -> None:

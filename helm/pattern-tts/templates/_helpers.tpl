@@ -114,6 +114,8 @@ annotations:
 {{/* Environment of the two serving containers (not the weights init container). */}}
 {{- define "pattern-tts.servingEnv" -}}
 {{ include "pattern-tts.commonEnv" . }}
+- name: PATTERN_TTS_STREAM_PRIORITY
+  value: {{ .Values.triton.streamPriority | quote }}
 {{- if .Values.hfHubOffline }}
 - name: HF_HUB_OFFLINE
   value: "1"
