@@ -7,9 +7,12 @@ compares, on the benchmark's requests (the 100-word request and the concurrency-
 process with the engine as the kokoro model loads it (fast path, warmed up):
 
 * ``whole``: no cut (the chunks as Kokoro's KPipeline would make them);
-* ``clauses x3 (before)``: the earlier rule: cut at the first sentence or clause end past 12
-  phonemes, then each piece at least 3 times the one before;
-* ``split_lead`` (the gateway's rule now).
+* ``split_lead``: the gateway's rule: cut at the first sentence or clause end past 12 phonemes,
+  then each piece at least 3 times the one before;
+* ``sentence ends first (tried)``: a rule tried and not kept: the first piece ends at a sentence
+  end (at a clause end only when that sentence is over 100 phonemes), each next one at the first
+  sentence end at least 3 times all the pieces before it (a clause end when that sentence end is
+  past 5 times). Its pieces are fewer and longer.
 
 For each: the pieces, the seconds of audio (vs whole: the extra is slower speech and extra pauses),
 the seconds to synthesise the first piece (first audio), and the playback stalls of a stream that
@@ -26,6 +29,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -34,7 +38,7 @@ from typing import Any
 import torch
 
 from bench import corpus
-from gateway.serving import _CLAUSE_END, _cut_at, phoneme_words, split_lead
+from gateway.serving import _LEAD_END, _cut_at, phoneme_words, split_lead
 from gateway.triton import Chunk
 from pattern_tts.cpu import cpu_quota
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
@@ -44,21 +48,32 @@ RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLE_RATE = 24_000
 
 
-def clauses_x3(chunk: Chunk) -> list[Chunk]:
-    """The earlier rule: sentence or clause ends, each piece >= 3x the one before (from 12)."""
+_SENTENCE_END = re.compile(r"[.!?…]+[\"”')\]]*(?=\s)")
+
+
+def sentence_ends_first(chunk: Chunk) -> list[Chunk]:
+    """The tried rule: sentence ends where it can, pieces growing with all the pieces before."""
+
+    def cut(chunk: Chunk, need: int, limit: int) -> tuple[Chunk, Chunk] | None:
+        at_sentence = _cut_at(chunk, _SENTENCE_END, need)
+        if at_sentence is None or len(at_sentence[0].phonemes) > limit:
+            return _cut_at(chunk, _LEAD_END, need) or at_sentence
+        return at_sentence
+
     pieces: list[Chunk] = []
-    need = 12
-    while (cut := _cut_at(chunk, _CLAUSE_END, need)) is not None:
-        lead, chunk = cut
+    need, limit = 12, 100
+    while (piece := cut(chunk, need, limit)) is not None:
+        lead, chunk = piece
         pieces.append(lead)
-        need = 3 * len(lead.phonemes)
+        done = sum(len(p.phonemes) for p in pieces)
+        need, limit = 3 * done, 5 * done
     return [*pieces, chunk]
 
 
 RULES: dict[str, Callable[[Chunk], list[Chunk]]] = {
     "whole": lambda chunk: [chunk],
-    "clauses x3 (before)": clauses_x3,
     "split_lead": split_lead,
+    "sentence ends first (tried)": sentence_ends_first,
 }
 
 
@@ -120,7 +135,7 @@ def main() -> None:
                 "first_audio_s": round(first_s, 3), "stall_s": round(stall_s, 3),
             })  # fmt: skip
             r = rows[-1]
-            print(f"{label:<28} {rule:<20} {str(r['pieces']):<22} {r['audio_s']:>7} {r['vs_whole']:>6}x "
+            print(f"{label:<28} {rule:<28} {str(r['pieces']):<22} {r['audio_s']:>7} {r['vs_whole']:>6}x "
                   f"{r['synth_s']:>6} {r['first_audio_s']:>6} {r['stall_s']:>6}", flush=True)  # fmt: skip
 
     summary = {}
@@ -136,10 +151,10 @@ def main() -> None:
             "stall_s": round(sum(r["stall_s"] for r in mine), 3),
             "pieces": sum(len(r["pieces"]) for r in mine),
         }  # fmt: skip
-    print(f"\n{'rule':<20} {'pieces':>6} {'audio s':>8} {'vs whole':>8} {'synth s':>8} {'first mean':>10} "
+    print(f"\n{'rule':<28} {'pieces':>6} {'audio s':>8} {'vs whole':>8} {'synth s':>8} {'first mean':>10} "
           f"{'first max':>9} {'stall s':>8}")  # fmt: skip
     for rule, s in summary.items():
-        print(f"{rule:<20} {s['pieces']:>6} {s['audio_s']:>8} {s['vs_whole']:>7}x {s['synth_s']:>8} "
+        print(f"{rule:<28} {s['pieces']:>6} {s['audio_s']:>8} {s['vs_whole']:>7}x {s['synth_s']:>8} "
               f"{s['first_audio_s_mean']:>10} {s['first_audio_s_max']:>9} {s['stall_s']:>8}")  # fmt: skip
     results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice,
                "threads": torch.get_num_threads(), "rows": rows, "summary": summary}  # fmt: skip

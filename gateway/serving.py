@@ -42,16 +42,12 @@ SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
 # Raw formats convert about 2.5 ms of samples per 10 s of audio: inline up to 5 s (under a thread
 # hop's cost), longer chunks in a worker thread so the event loop is never held for long.
 INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
-# The first chunk is cut into growing pieces, so that its first audio is ready early and each piece
-# is synthesised while the ones before it play (see `split_lead`). Kokoro reads a piece alone more
-# slowly than the same words in a longer input, and pauses at its end as at a full stop, so pieces
-# are few and end at sentence ends where they can (measured: bench/stream_pieces.py).
+# The first chunk is cut into growing pieces at sentence or clause ends: the first at least this
+# many phonemes (its audio is ready early), each next one at least LEAD_GROWTH times the one before
+# (it is synthesised while the one before plays, so a stream has no gaps); see `split_lead`.
 LEAD_MIN_PHONEMES = 12
 LEAD_GROWTH = 3
-LEAD_CLAUSE_AFTER = 100
-_CLOSE = r"[\"”')\]]*(?=\s)"
-_SENTENCE_END = re.compile(r"[.!?…]+" + _CLOSE)
-_CLAUSE_END = re.compile(r"[.!?…,;:—–]+" + _CLOSE)
+_LEAD_END = re.compile(r"[.!?…,;:—–]+[\"”')\]]*(?=\s)")
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
 # Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
 _JAPANESE_SCRIPT = re.compile(
@@ -81,38 +77,28 @@ def split_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
 
 
 def split_lead(
-    chunk: Chunk,
-    min_phonemes: int = LEAD_MIN_PHONEMES,
-    growth: int = LEAD_GROWTH,
-    clause_after: int = LEAD_CLAUSE_AFTER,
+    chunk: Chunk, min_phonemes: int = LEAD_MIN_PHONEMES, growth: int = LEAD_GROWTH
 ) -> list[Chunk]:
     """Cut a request's first chunk (up to 510 phonemes, several sentences) into growing pieces.
 
-    The first piece ends at the first sentence end (`. ! ?`) at or beyond `min_phonemes` symbols,
-    or at the first clause end (`, ; :` and dashes) at or beyond it when that sentence end is past
-    `clause_after`. Each next piece ends at the first sentence end at or beyond `growth` times the
-    symbols of all the pieces before it, or at the first clause end there when that sentence end is
-    past `growth + 2` times. The first piece is sent to Triton ahead of the rest, so its audio is
-    ready early; the pieces before a piece play for longer than it takes to synthesise, so a stream
-    does not stall. Words keep their order; each piece's `text` is its words.
+    The first piece ends at the first sentence or clause end (`. ! ? , ; :` and dashes) at or
+    beyond `min_phonemes` symbols, each next one at the first such end at or beyond `growth` times
+    the piece before. The first piece is sent to Triton ahead of the rest, so its audio is ready
+    early; each piece's audio plays for longer than the next piece takes to synthesise, so a stream
+    does not stall. Cuts fall at natural pauses. Words keep their order; each piece's `text` is
+    its words.
+
+    Kokoro reads a piece alone more slowly than inside a longer input: the pieces give more audio
+    than the whole chunk (bench/stream_pieces.py). Cutting at sentence ends only where possible
+    measured little better, and its longer pieces raised the kokoro process's peak memory.
     """
     pieces: list[Chunk] = []
-    need, limit = min_phonemes, clause_after
-    while (cut := _cut_lead(chunk, need, limit)) is not None:
+    need = min_phonemes
+    while (cut := _cut_at(chunk, _LEAD_END, need)) is not None:
         lead, chunk = cut
         pieces.append(lead)
-        done = sum(len(p.phonemes) for p in pieces)
-        need, limit = growth * done, (growth + 2) * done
+        need = growth * len(lead.phonemes)
     return [*pieces, chunk]
-
-
-def _cut_lead(chunk: Chunk, need: int, limit: int) -> tuple[Chunk, Chunk] | None:
-    """(lead, rest) cut after the first sentence end at or beyond `need` symbols, or after the
-    first clause end at or beyond `need` when that sentence end is beyond `limit`."""
-    cut = _cut_at(chunk, _SENTENCE_END, need)
-    if cut is None or len(cut[0].phonemes) > limit:
-        cut = _cut_at(chunk, _CLAUSE_END, need) or cut
-    return cut
 
 
 def _cut_at(chunk: Chunk, ends: re.Pattern[str], min_phonemes: int) -> tuple[Chunk, Chunk] | None:

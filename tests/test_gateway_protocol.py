@@ -120,62 +120,37 @@ def test_split_phonemes_respects_limit_and_keeps_everything() -> None:
     assert split_phonemes("x" * 1200, limit=500) == ["x" * 500, "x" * 500, "x" * 200]
 
 
-def _phoneme_chunk(ph: str) -> Chunk:
-    return Chunk("text", ph, tuple(Word(m.group(), m.start(), m.end()) for m in re.finditer(r"[^\s.,]+", ph)))
-
-
 def test_split_lead_cuts_after_first_long_enough_sentence() -> None:
     ph = "hˈaɪ. ðɪs ɪz ðə fˈɜːst sˈɛntəns. ænd ðɪs ɪz ðə sˈɛkənd."
-    chunk = _phoneme_chunk(ph)
-    lead, rest = split_lead(chunk, min_phonemes=10)
+    words = tuple(Word(m.group(), m.start(), m.end()) for m in re.finditer(r"[^\s.]+", ph))
+    lead, rest = split_lead(Chunk("text", ph, words), min_phonemes=10)
     assert lead.phonemes == "hˈaɪ. ðɪs ɪz ðə fˈɜːst sˈɛntəns."
     assert rest.phonemes == "ænd ðɪs ɪz ðə sˈɛkənd."
     assert [lead.phonemes[w.start : w.end] for w in lead.words] == [w.word for w in lead.words]
     assert [rest.phonemes[w.start : w.end] for w in rest.words] == [w.word for w in rest.words]
-    assert len(lead.words) + len(rest.words) == len(chunk.words)
+    assert len(lead.words) + len(rest.words) == len(words)
     one = Chunk("t", "wˈʌn sˈɛntəns ˈoʊnli.", ())
     assert split_lead(one, min_phonemes=5) == [one]
+    # A long first sentence is cut at its first clause end past the minimum.
+    clause = Chunk("t", "kˈɔl mˌi ˈɪʃmeɪl. sˌʌm jˈɪɹz əɡˈO, nˈɛvəɹ mˈInd hˌW lˈɔŋ, hˈævɪŋ nˈO mˈʌni.", ())
+    lead, rest = split_lead(clause, min_phonemes=24)
+    assert lead.phonemes == "kˈɔl mˌi ˈɪʃmeɪl. sˌʌm jˈɪɹz əɡˈO,"
+    assert rest.phonemes == "nˈɛvəɹ mˈInd hˌW lˈɔŋ, hˈævɪŋ nˈO mˈʌni."
 
 
-def test_split_lead_keeps_a_short_first_sentence_whole_and_cuts_a_long_one_at_a_clause() -> None:
-    # A comma inside a first sentence of at most `clause_after` symbols is not a cut: Kokoro would
-    # pause there as at a full stop.
-    ph = "sˌʌm jˈɪɹz əɡˈO, nˈɛvəɹ mˈInd hˌW lˈɔŋ. hˈævɪŋ nˈO mˈʌni, ˈæt ˈɔl."
-    first = "sˌʌm jˈɪɹz əɡˈO, nˈɛvəɹ mˈInd hˌW lˈɔŋ."
-    lead, rest = split_lead(_phoneme_chunk(ph), min_phonemes=12, clause_after=len(first))
-    assert (lead.phonemes, rest.phonemes) == (first, "hˈævɪŋ nˈO mˈʌni, ˈæt ˈɔl.")
-    # Longer than `clause_after`: cut at its first clause end past the minimum, so that the first
-    # audio is early.
-    pieces = split_lead(_phoneme_chunk(ph), min_phonemes=12, clause_after=len(first) - 1)
-    assert [p.phonemes for p in pieces] == ["sˌʌm jˈɪɹz əɡˈO,", "nˈɛvəɹ mˈInd hˌW lˈɔŋ. hˈævɪŋ nˈO mˈʌni, ˈæt ˈɔl."]
-    # A next piece ends at a sentence end (here: 3 to 5 times the first piece) ...
-    short = "wˈʌn tˈu θɹˈi."
-    clauses = ", ".join(["fˈɔɹ fˈIv sˈɪks"] * 8) + "."
-    three = f"{short} {short} {short}"
-    pieces = split_lead(_phoneme_chunk(f"{short} {three} {clauses}"), min_phonemes=12, growth=3)
-    assert [p.phonemes for p in pieces] == [short, three, clauses]
-    # ... or at a clause end when the sentence runs on past 5 times.
-    pieces = split_lead(_phoneme_chunk(f"{short} {clauses}"), min_phonemes=12, growth=3)
-    assert pieces[0].phonemes == short and pieces[1].phonemes.endswith(",")
-    assert 3 * len(short) <= len(pieces[1].phonemes) <= 5 * len(short)
-
-
-def test_split_lead_pieces_grow_so_each_is_ready_before_the_ones_before_have_played() -> None:
-    sentences = [" ".join(["wˈʌn"] * n) + "." for n in (3, 2, 4, 9, 30, 5, 40, 50, 60)]
+def test_split_lead_pieces_grow_so_each_is_ready_before_the_one_before_has_played() -> None:
+    sentences = [" ".join(["wˈʌn"] * n) + "." for n in (3, 2, 4, 9, 30, 5, 40)]
     ph = " ".join(sentences)
-    chunk = _phoneme_chunk(ph)
-    pieces = split_lead(chunk, min_phonemes=12, growth=3)
+    words = tuple(Word(m.group(), m.start(), m.end()) for m in re.finditer(r"[^\s.]+", ph))
+    pieces = split_lead(Chunk("text", ph, words), min_phonemes=12, growth=3)
     assert " ".join(p.phonemes for p in pieces) == ph  # nothing lost, order kept
-    assert sum(len(p.words) for p in pieces) == len(chunk.words)
+    assert sum(len(p.words) for p in pieces) == len(words)
     for p in pieces:
         assert [p.phonemes[w.start : w.end] for w in p.words] == [w.word for w in p.words]
-        assert p.phonemes.endswith(".")
     sizes = [len(p.phonemes) for p in pieces]
     assert sizes[0] >= 12 and len(pieces) >= 3
-    for i, size in enumerate(sizes[1:-1], start=1):  # the last piece is what is left
-        assert size >= 3 * sum(sizes[:i])
-        # ... and it is the shortest such run of whole sentences: one sentence less is too short.
-        assert size - len(pieces[i].phonemes.rsplit(". ", 1)[-1]) - 1 < 3 * sum(sizes[:i])
+    for before, after in zip(sizes[:-2], sizes[1:-1], strict=True):  # the last piece is what is left
+        assert after >= 3 * before
 
 
 def test_word_timestamps_from_durations() -> None:
