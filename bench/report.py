@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Any
@@ -170,7 +171,8 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         f"worst {worst[0]}: {worst[1]:.2f}x" if worst else None,
         "n/a",
         _status(worst[1] if worst else None, 1 - NOISE, smaller_is_better=False),
-        "; ".join(f"{w}: {r:.2f}x" for w, r in ratios),
+        "; ".join(f"{w}: {r:.2f}x" for w, r in ratios)
+        + " (on and off run minutes apart here; with the two stacks alternating: the section below)",
     )
     rss = max((_get(results, k, "rss", "peak_total_mib") or 0 for k in ("stack_on", "stack_off")), default=0)
     add(
@@ -646,9 +648,36 @@ def scheduling_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def batching_ab_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/batching_ab.py`` results: batching on vs off, the two stacks alternating."""
+    runs = sorted(results_dir.glob("batching-ab-*.json"))
+    if not runs:
+        return "## Batching on vs off, alternating\n\nNo run yet: `.venv/bin/python -m bench.batching_ab`.\n"
+    data = json.loads(runs[-1].read_text())
+    rows = []
+    for c, row in data["summary"].items():
+        pairs = [p for p in data["pairs"] if str(p["concurrency"]) == c]
+        on = statistics.median(p["on"]["audio_s_per_wall_s"] for p in pairs)
+        off = statistics.median(p["off"]["audio_s_per_wall_s"] for p in pairs)
+        rows.append([c, pairs[0]["requests"], on, off, " / ".join(f"{x:.2f}" for x in row["ratios"]),
+                     f"{row['median']:.2f}x"])  # fmt: skip
+    return (
+        f"## Batching on vs off on CPU, the two stacks alternating ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.batching_ab` (`bench/batching_ab.py`): both stacks up at once (on: defaults;"
+        " off: max batch 1, no queue delay), measured back to back at each concurrency, the first of each pair"
+        f" alternating, {len(next(iter(data['summary'].values()))['ratios'])} rounds; a closed loop of"
+        f" tritonclient calls on perf_analyzer's input data ({data['entries']} phoneme chunks), timed to the"
+        " millisecond. The full run above measures on and off minutes apart, so its ratio also carries the"
+        f" machine's drift. {data['weights']}. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        + _table(["conc.", "requests", "on: audio s / s (median)", "off: audio s / s (median)",
+                  "on/off per round", "on/off median"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, stream_pieces_markdown(), scheduling_markdown(), allocator_markdown(), gpu_markdown(),
-                gpu_triton_markdown()]  # fmt: skip
+    sections = [text, batching_ab_markdown(), stream_pieces_markdown(), scheduling_markdown(), allocator_markdown(),
+                gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

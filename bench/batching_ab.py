@@ -1,0 +1,135 @@
+"""Dynamic batching on vs off on CPU, with the two stacks measured in alternation.
+
+``bench.run`` measures the stack with batching on, then again with it off, minutes apart; on a
+shared machine whose speed drifts, their ratio moves by 15 % or more between runs. Here both stacks
+run at once (``pattern-tts serve``: on = defaults, off = ``PATTERN_TTS_MAX_BATCH_SIZE=1``,
+``PATTERN_TTS_MAX_QUEUE_DELAY_US=0``). At each concurrency the two are measured back to back, the
+first of the pair alternating, for ``--rounds`` rounds. The client is a closed loop of tritonclient
+calls on the perf_analyzer input data (the c=1 sentences' phoneme chunks), timed to the
+millisecond (perf_analyzer's own run time is rounded up to whole seconds).
+
+    .venv/bin/python -m bench.batching_ab [--weights DIR] [--rounds 3]
+
+Prints audio seconds per wall second for each pair and the on/off ratios; writes
+``bench/results/batching-ab-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import statistics
+import tempfile
+import threading
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import tritonclient.http as httpclient
+
+from bench import procs, triton_direct
+from bench.run import CACHE, Plan, log, make_workload, resolve_weights
+
+RESULTS = Path(__file__).resolve().parent / "results"
+CONCURRENCY = (1, 2, 4, 8, 16)
+STACKS = {"on": {}, "off": {"PATTERN_TTS_MAX_BATCH_SIZE": "1", "PATTERN_TTS_MAX_QUEUE_DELAY_US": "0"}}
+
+
+def start_stack(name: str, weights: Path, tmp: Path) -> tuple[Any, str]:
+    """``pattern-tts serve`` with the variant's settings; (process, Triton HTTP address) once ready."""
+    gateway, http, grpc, metrics = (procs.free_port() for _ in range(4))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
+    env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    env.update(STACKS[name])
+    log_path = tmp / f"stack-{name}.log"
+    process = procs.start(
+        procs.python_module(
+            "pattern_tts", "serve", f"--weights={weights}", f"--port={gateway}", f"--triton-http-port={http}",
+            f"--triton-grpc-port={grpc}", f"--triton-metrics-port={metrics}",
+        ),
+        env,
+        log_path,
+    )  # fmt: skip
+    procs.wait_ready(f"http://127.0.0.1:{gateway}/ready", process, log_path, 1200)
+    return process, f"127.0.0.1:{http}"
+
+
+def closed_loop(url: str, phonemes: list[str], voice: str, concurrency: int, requests: int) -> dict[str, float]:
+    """``requests`` calls (cycling through ``phonemes``) from ``concurrency`` clients in a closed loop."""
+    todo = list(range(requests))
+    lock = threading.Lock()
+    audio = [0.0]
+
+    def client_loop() -> None:
+        client = httpclient.InferenceServerClient(url, network_timeout=900)
+        while True:
+            with lock:
+                if not todo:
+                    return
+                i = todo.pop(0)
+            seconds = triton_direct.synthesize(client, phonemes[i % len(phonemes)], voice)
+            with lock:
+                audio[0] += seconds
+
+    threads = [threading.Thread(target=client_loop) for _ in range(concurrency)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - start
+    return {"wall_s": round(wall, 3), "audio_s": round(audio[0], 3), "audio_s_per_wall_s": round(audio[0] / wall, 3)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    weights, kind, voice = resolve_weights(args.weights)
+    plan = Plan(quick=False)
+    phonemes = make_workload(plan, weights, voice).perf_entries()
+    pairs: list[dict[str, Any]] = []
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pattern-tts-batching-ab-") as tmp, ExitStack() as stacks:
+        urls = {}
+        with procs.bench_lock("batching on/off, start-up"):
+            for name in STACKS:
+                process, urls[name] = start_stack(name, weights, Path(tmp))
+                stacks.callback(procs.stop, process)
+        for url in urls.values():  # one warm call each, outside the timings
+            triton_direct.synthesize(httpclient.InferenceServerClient(url), phonemes[0], voice)
+        with procs.bench_lock("batching on/off"):
+            for r in range(args.rounds):
+                for k, c in enumerate(CONCURRENCY):
+                    order = ("on", "off") if (r + k) % 2 == 0 else ("off", "on")
+                    n = max(c, len(phonemes))  # one pass over the data, one call per client at least
+                    pair: dict[str, Any] = {"round": r, "concurrency": c, "requests": n, "order": order}
+                    for name in order:
+                        pair[name] = closed_loop(urls[name], phonemes, voice, c, n)
+                    pair["on_off"] = round(pair["on"]["audio_s_per_wall_s"] / pair["off"]["audio_s_per_wall_s"], 3)
+                    pairs.append(pair)
+                    log(f"  round {r} c={c}: on {pair['on']['audio_s_per_wall_s']} off "
+                        f"{pair['off']['audio_s_per_wall_s']} audio s/s, on/off {pair['on_off']}")  # fmt: skip
+
+    summary = {}
+    print(f"\n{'conc':>4} {'on/off per round':>28} {'median':>7}")
+    for c in CONCURRENCY:
+        ratios = [p["on_off"] for p in pairs if p["concurrency"] == c]
+        summary[str(c)] = {"ratios": ratios, "median": statistics.median(ratios)}
+        print(f"{c:>4} {' '.join(f'{x:.3f}' for x in ratios):>28} {statistics.median(ratios):>7.3f}")
+    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "stacks": STACKS,
+               "entries": len(phonemes), "pairs": pairs, "summary": summary,
+               "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
+    out = args.out or RESULTS / f"batching-ab-{results['date']}.json"
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
