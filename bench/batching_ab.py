@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import tempfile
 import threading
@@ -31,30 +30,20 @@ from typing import Any
 import tritonclient.http as httpclient
 
 from bench import procs, triton_direct
-from bench.run import CACHE, Plan, log, make_workload, resolve_weights
+from bench.run import Plan, StackPorts, log, make_workload, resolve_weights, stack_env, start_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 2, 4, 8, 16)
 STACKS = {"on": {}, "off": {"PATTERN_TTS_MAX_BATCH_SIZE": "1", "PATTERN_TTS_MAX_QUEUE_DELAY_US": "0"}}
 
 
-def start_stack(name: str, weights: Path, tmp: Path) -> tuple[Any, str]:
+def start_variant(name: str, weights: Path, tmp: Path) -> tuple[Any, str]:
     """``pattern-tts serve`` with the variant's settings; (process, Triton HTTP address) once ready."""
-    gateway, http, grpc, metrics = (procs.free_port() for _ in range(4))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
-    env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    env.update(STACKS[name])
+    ports = StackPorts.free()
     log_path = tmp / f"stack-{name}.log"
-    process = procs.start(
-        procs.python_module(
-            "pattern_tts", "serve", f"--weights={weights}", f"--port={gateway}", f"--triton-http-port={http}",
-            f"--triton-grpc-port={grpc}", f"--triton-metrics-port={metrics}",
-        ),
-        env,
-        log_path,
-    )  # fmt: skip
-    procs.wait_ready(f"http://127.0.0.1:{gateway}/ready", process, log_path, 1200)
-    return process, f"127.0.0.1:{http}"
+    process = start_stack(weights, ports, stack_env(STACKS[name]), log_path)
+    procs.wait_ready(f"{ports.url}/ready", process, log_path, 1200)
+    return process, f"127.0.0.1:{ports.http}"
 
 
 def closed_loop(url: str, phonemes: list[str], voice: str, concurrency: int, requests: int) -> dict[str, float]:
@@ -100,7 +89,7 @@ def main() -> None:
         urls = {}
         with procs.bench_lock("batching on/off, start-up"):
             for name in STACKS:
-                process, urls[name] = start_stack(name, weights, Path(tmp))
+                process, urls[name] = start_variant(name, weights, Path(tmp))
                 stacks.callback(procs.stop, process)
         for url in urls.values():  # one warm call each, outside the timings
             triton_direct.synthesize(httpclient.InferenceServerClient(url), phonemes[0], voice)

@@ -66,11 +66,12 @@ async def one(client: httpx.AsyncClient, url: str, body: dict[str, Any], words: 
             async for chunk in response.aiter_raw():
                 if not chunk:
                     continue
-                arrivals.append((time.perf_counter() - sent, len(chunk)))
+                at = time.perf_counter() - sent
+                ttfb = ttfb or at
+                arrivals.append((at, len(chunk)))
                 size += len(chunk)
             status = response.status_code
         done = time.perf_counter() - sent
-        ttfb = arrivals[0][0] if arrivals else 0.0
         if response_format == "wav" and arrivals:  # the header is not audio
             arrivals[0] = (arrivals[0][0], max(0, arrivals[0][1] - WAV_HEADER))
         error = "" if status == 200 else f"HTTP {status}"

@@ -21,7 +21,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -30,6 +30,9 @@ import tritonclient.http as httpclient  # noqa: E402
 
 from bench import corpus, loadgen, procs, report, triton_direct  # noqa: E402
 from bench.corpus import Sentence  # noqa: E402
+
+if TYPE_CHECKING:
+    from pattern_tts.synthesis.engine import KokoroEngine
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -115,6 +118,21 @@ def resolve_weights(explicit: Path | None) -> tuple[Path, str, str]:
     if not (dest / "kokoro-v1_0.pth").is_file():
         write_random_kokoro(dest, size="full")
     return dest, "random: full-size Kokoro architecture, random weights with realistic durations", "af_heart"
+
+
+def warm_engine(weights: Path) -> KokoroEngine:
+    """The engine in this process as the kokoro model sets itself up on CPU: torch threads from the
+    CPU quota, the fast path where the CPU has it (compile cache under the benchmark's cache dir),
+    warmed up."""
+    import torch
+
+    from pattern_tts.cpu import cpu_quota
+    from pattern_tts.synthesis.engine import KokoroEngine
+
+    torch.set_num_threads(cpu_quota())
+    engine = KokoroEngine(weights, compile=None, precision="auto", compile_cache_dir=CACHE / "compile")
+    engine.warmup()
+    return engine
 
 
 def make_workload(plan: Plan, weights: Path, voice: str) -> Workload:
@@ -317,39 +335,70 @@ def run_stack(
         return out
 
 
+@dataclass(frozen=True)
+class StackPorts:
+    """Loopback ports of one ``pattern-tts serve``: the gateway and Triton's three."""
+
+    gateway: int
+    http: int
+    grpc: int
+    metrics: int
+
+    @classmethod
+    def free(cls) -> StackPorts:
+        return cls(*(procs.free_port() for _ in range(4)))
+
+    @property
+    def url(self) -> str:
+        """The gateway's base URL."""
+        return f"http://127.0.0.1:{self.gateway}"
+
+
+def stack_env(settings: dict[str, str]) -> dict[str, str]:
+    """The environment of a benchmarked stack: this one without its ``PATTERN_TTS_*`` variables,
+    offline, the benchmark's cache dir, then ``settings`` (``PATTERN_TTS_*``) on top."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
+    env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
+    env.update(settings)
+    return env
+
+
+def start_stack(weights: Path, ports: StackPorts, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
+    """``pattern-tts serve`` on ``ports`` with ``env``, its output to ``log_path``."""
+    return procs.start(
+        procs.python_module(
+            "pattern_tts",
+            "serve",
+            f"--weights={weights}",
+            f"--port={ports.gateway}",
+            f"--triton-http-port={ports.http}",
+            f"--triton-grpc-port={ports.grpc}",
+            f"--triton-metrics-port={ports.metrics}",
+        ),
+        env,
+        log_path,
+    )
+
+
 def run_stack_once(
     work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool, extra_env: dict[str, str]
 ) -> dict[str, Any]:
     """``pattern-tts serve`` with dynamic batching on (defaults) or off (max batch 1, no queue delay)."""
     name = "on" if batching else "off"
-    gateway, http, grpc, metrics = (procs.free_port() for _ in range(4))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
-    env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    if not batching:
-        env.update(PATTERN_TTS_MAX_BATCH_SIZE="1", PATTERN_TTS_MAX_QUEUE_DELAY_US="0")
+    ports = StackPorts.free()
+    http, metrics = ports.http, ports.metrics
+    settings = {"PATTERN_TTS_MAX_BATCH_SIZE": "1", "PATTERN_TTS_MAX_QUEUE_DELAY_US": "0"} if not batching else {}
     trace_file = tmp / f"trace-{name}" / "kokoro.json"  # per-request timestamps, off until asked
     trace_file.parent.mkdir(parents=True, exist_ok=True)
-    env["PATTERN_TTS_TRITON_TRACE_FILE"] = str(trace_file)
-    env.update(extra_env)
+    settings["PATTERN_TTS_TRITON_TRACE_FILE"] = str(trace_file)
+    env = stack_env({**settings, **extra_env})
     log_path = tmp / f"stack-{name}.log"
-    url = f"http://127.0.0.1:{gateway}"
+    url = ports.url
     out: dict[str, Any] = {"settings": {k: v for k, v in env.items() if k.startswith("PATTERN_TTS_")}}
     with procs.bench_lock(f"stack {name}"):
-        log(f"stack (dynamic batching {name}): gateway :{gateway}, triton :{http}")
+        log(f"stack (dynamic batching {name}): gateway :{ports.gateway}, triton :{http}")
         start = time.perf_counter()
-        process = procs.start(
-            procs.python_module(
-                "pattern_tts",
-                "serve",
-                f"--weights={weights}",
-                f"--port={gateway}",
-                f"--triton-http-port={http}",
-                f"--triton-grpc-port={grpc}",
-                f"--triton-metrics-port={metrics}",
-            ),
-            env,
-            log_path,
-        )
+        process = start_stack(weights, ports, env, log_path)
         try:
             with procs.RssMonitor(process.pid) as rss, procs.CpuWatch() as cpu:
                 procs.wait_ready(f"{url}/ready", process, log_path, 1200)

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import os
 import statistics
 import tempfile
 import time
@@ -27,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus, loadgen, procs
-from bench.run import CACHE, log, resolve_weights
+from bench.run import StackPorts, log, resolve_weights, stack_env, start_stack
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = {4: 16, 16: 32}  # concurrency -> requests (corpus.mixed: short and long interleaved)
@@ -42,19 +41,13 @@ VARIANTS: dict[str, dict[str, str]] = {
 
 def run_stack(weights: Path, voice: str, label: str, tmp: Path) -> dict[str, Any]:
     """Start the stack with the variant's settings, run every level, stop it."""
-    gateway, http, grpc, metrics = (procs.free_port() for _ in range(4))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
-    env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    env.update(VARIANTS[label])
+    ports = StackPorts.free()
+    env = stack_env(VARIANTS[label])
     log_path = tmp / "stack.log"
-    url = f"http://127.0.0.1:{gateway}"
-    args = procs.python_module(
-        "pattern_tts", "serve", f"--weights={weights}", f"--port={gateway}", f"--triton-http-port={http}",
-        f"--triton-grpc-port={grpc}", f"--triton-metrics-port={metrics}",
-    )  # fmt: skip
+    url = ports.url
     out: dict[str, Any] = {}
     with procs.bench_lock(f"stack {label}"):
-        process = procs.start(args, env, log_path)
+        process = start_stack(weights, ports, env, log_path)
         try:
             procs.wait_ready(f"{url}/ready", process, log_path, 1200)
             speech = f"{url}/v1/audio/speech"

@@ -40,8 +40,7 @@ import torch
 from bench import corpus
 from gateway.serving import _LEAD_END, _cut_at, phoneme_words, split_lead
 from gateway.triton import Chunk
-from pattern_tts.cpu import cpu_quota
-from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
+from pattern_tts.synthesis.engine import SynthesisRequest
 from pattern_tts.text.g2p import Phonemizer
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -97,12 +96,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from bench.run import CACHE, resolve_weights
+    from bench.run import resolve_weights, warm_engine
 
     weights, kind, voice = resolve_weights(args.weights)
-    torch.set_num_threads(cpu_quota())
-    engine = KokoroEngine(weights, compile=None, precision="auto", compile_cache_dir=CACHE / "compile")
-    engine.warmup()
+    engine = warm_engine(weights)
     phonemizer = Phonemizer(json.loads((weights / "config.json").read_text()).get("vocab"))
 
     def synthesize(phonemes: str) -> tuple[float, float, int]:

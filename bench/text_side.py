@@ -27,9 +27,8 @@ from typing import Any
 
 import torch
 
-from pattern_tts.cpu import cpu_quota
 from pattern_tts.synthesis.batched import MAX_TEXT_PADDING, BatchItem, similar_length_groups
-from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
+from pattern_tts.synthesis.engine import SynthesisRequest
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CORPUS_PHONEMES = Path(__file__).resolve().parent / "corpus" / "phonemes.json"
@@ -52,12 +51,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from bench.run import CACHE, resolve_weights
+    from bench.run import resolve_weights, warm_engine
 
     weights, kind, voice = resolve_weights(args.weights)
-    torch.set_num_threads(cpu_quota())
-    engine = KokoroEngine(weights, compile=None, precision="auto", compile_cache_dir=CACHE / "compile")
-    engine.warmup()
+    engine = warm_engine(weights)
     batched = engine.batched
 
     def items_of(phonemes: Sequence[str]) -> list[BatchItem]:
