@@ -95,7 +95,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from bench.run import CACHE, resolve_weights
+    from bench.workload import CACHE, resolve_weights
 
     weights, kind, voice = resolve_weights(args.weights)
     results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "allocators": {}}

@@ -1,17 +1,18 @@
 """Dynamic batching on vs off on CPU, with the two stacks measured in alternation.
 
-``bench.run`` measures the stack with batching on, then again with it off, minutes apart; on a
-shared machine whose speed drifts, their ratio moves by 15 % or more between runs. Here both stacks
+Measuring the stack with batching on, then again with it off, minutes apart, lets the machine's
+drift into the ratio: on a shared machine it moved by 15 % or more between runs. Here both stacks
 run at once (``pattern-tts serve``: on = defaults, off = ``PATTERN_TTS_MAX_BATCH_SIZE=1``,
 ``PATTERN_TTS_MAX_QUEUE_DELAY_US=0``). At each concurrency the two are measured back to back, the
-first of the pair alternating, for ``--rounds`` rounds. The client is a closed loop of tritonclient
+first of the pair alternating, for ``rounds`` rounds. The client is a closed loop of tritonclient
 calls on the perf_analyzer input data (the c=1 sentences' phoneme chunks), timed to the
 millisecond (perf_analyzer's own run time is rounded up to whole seconds).
 
+``bench.run`` runs :func:`measure` as its last phase, for its "never slower" target. Alone:
+
     .venv/bin/python -m bench.batching_ab [--weights DIR] [--rounds 3]
 
-Prints audio seconds per wall second for each pair and the on/off ratios; writes
-``bench/results/batching-ab-<date>.json``.
+prints the on/off ratios and writes ``bench/results/batching-ab-<date>.json``.
 """
 
 from __future__ import annotations
@@ -30,18 +31,20 @@ from typing import Any
 import tritonclient.http as httpclient
 
 from bench import procs, triton_direct
-from bench.run import Plan, StackPorts, log, make_workload, resolve_weights, stack_env, start_stack
+from bench.procs import log
+from bench.stack import StackPorts, stack_env, start_stack
+from bench.workload import Plan, make_workload, resolve_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 2, 4, 8, 16)
 STACKS = {"on": {}, "off": {"PATTERN_TTS_MAX_BATCH_SIZE": "1", "PATTERN_TTS_MAX_QUEUE_DELAY_US": "0"}}
 
 
-def start_variant(name: str, weights: Path, tmp: Path) -> tuple[Any, str]:
+def start_variant(name: str, weights: Path, tmp: Path, extra_env: dict[str, str]) -> tuple[Any, str]:
     """``pattern-tts serve`` with the variant's settings; (process, Triton HTTP address) once ready."""
     ports = StackPorts.free()
-    log_path = tmp / f"stack-{name}.log"
-    process = start_stack(weights, ports, stack_env(STACKS[name]), log_path)
+    log_path = tmp / f"stack-ab-{name}.log"
+    process = start_stack(weights, ports, stack_env({**extra_env, **STACKS[name]}), log_path)
     procs.wait_ready(f"{ports.url}/ready", process, log_path, 1200)
     return process, f"127.0.0.1:{ports.http}"
 
@@ -73,29 +76,30 @@ def closed_loop(url: str, phonemes: list[str], voice: str, concurrency: int, req
     return {"wall_s": round(wall, 3), "audio_s": round(audio[0], 3), "audio_s_per_wall_s": round(audio[0] / wall, 3)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", type=Path, default=None)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=None)
-    args = parser.parse_args()
-
-    weights, kind, voice = resolve_weights(args.weights)
-    plan = Plan(quick=False)
-    phonemes = make_workload(plan, weights, voice).perf_entries()
+def measure(
+    weights: Path,
+    voice: str,
+    phonemes: list[str],
+    tmp: Path,
+    rounds: int = 3,
+    concurrency: tuple[int, ...] = CONCURRENCY,
+    extra_env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """Both stacks up (``extra_env`` under each variant's settings), measured in alternation:
+    ``{"stacks", "entries", "pairs", "summary"}``, ``summary[c]`` holding the on/off ratio of each
+    round and their median."""
     pairs: list[dict[str, Any]] = []
-    started = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="pattern-tts-batching-ab-") as tmp, ExitStack() as stacks:
+    with ExitStack() as stacks:
         urls = {}
         with procs.bench_lock("batching on/off, start-up"):
             for name in STACKS:
-                process, urls[name] = start_variant(name, weights, Path(tmp))
+                process, urls[name] = start_variant(name, weights, tmp, extra_env or {})
                 stacks.callback(procs.stop, process)
         for url in urls.values():  # one warm call each, outside the timings
             triton_direct.synthesize(httpclient.InferenceServerClient(url), phonemes[0], voice)
         with procs.bench_lock("batching on/off"):
-            for r in range(args.rounds):
-                for k, c in enumerate(CONCURRENCY):
+            for r in range(rounds):
+                for k, c in enumerate(concurrency):
                     order = ("on", "off") if (r + k) % 2 == 0 else ("off", "on")
                     n = max(c, len(phonemes))  # one pass over the data, one call per client at least
                     pair: dict[str, Any] = {"round": r, "concurrency": c, "requests": n, "order": order}
@@ -105,15 +109,29 @@ def main() -> None:
                     pairs.append(pair)
                     log(f"  round {r} c={c}: on {pair['on']['audio_s_per_wall_s']} off "
                         f"{pair['off']['audio_s_per_wall_s']} audio s/s, on/off {pair['on_off']}")  # fmt: skip
-
     summary = {}
-    print(f"\n{'conc':>4} {'on/off per round':>28} {'median':>7}")
-    for c in CONCURRENCY:
+    for c in concurrency:
         ratios = [p["on_off"] for p in pairs if p["concurrency"] == c]
         summary[str(c)] = {"ratios": ratios, "median": statistics.median(ratios)}
-        print(f"{c:>4} {' '.join(f'{x:.3f}' for x in ratios):>28} {statistics.median(ratios):>7.3f}")
-    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "stacks": STACKS,
-               "entries": len(phonemes), "pairs": pairs, "summary": summary,
+    return {"stacks": STACKS, "entries": len(phonemes), "pairs": pairs, "summary": summary}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, default=None)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+
+    weights, kind, voice = resolve_weights(args.weights)
+    phonemes = make_workload(Plan(quick=False), weights, voice).perf_entries()
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="pattern-tts-batching-ab-") as tmp:
+        measured = measure(weights, voice, phonemes, Path(tmp), args.rounds)
+    print(f"\n{'conc':>4} {'on/off per round':>28} {'median':>7}")
+    for c, row in measured["summary"].items():
+        print(f"{c:>4} {' '.join(f'{x:.3f}' for x in row['ratios']):>28} {row['median']:>7.3f}")
+    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, **measured,
                "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
     out = args.out or RESULTS / f"batching-ab-{results['date']}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")

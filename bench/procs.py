@@ -1,4 +1,5 @@
-"""Processes of a benchmark run: the machine-wide bench lock, free ports, start/stop, readiness, peak RSS."""
+"""Processes of a benchmark run: the machine-wide bench lock, free ports, start/stop, readiness, peak RSS,
+and the run's timestamped log lines."""
 
 from __future__ import annotations
 
@@ -26,11 +27,17 @@ _held = threading.local()
 RESERVED_PORTS = frozenset({8000, 8001, 8002, 18000, 18001, 18002, 8205})
 
 
+def log(message: str) -> None:
+    """One line of a benchmark's progress, with the time of day."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
 @contextlib.contextmanager
 def bench_lock(what: str) -> Iterator[None]:
     """Hold ``/tmp/pattern-tts-bench.lock`` (flock) while timing: other benchmarks share the cores."""
-    if not USE_LOCK or getattr(_held, "depth", 0):
-        _held.depth = getattr(_held, "depth", 0) + 1
+    depth: int = getattr(_held, "depth", 0)
+    if not USE_LOCK or depth:
+        _held.depth = depth + 1
         try:
             yield
         finally:

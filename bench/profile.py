@@ -26,7 +26,7 @@ import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from bench.run import resolve_weights  # noqa: E402
+from bench.workload import resolve_weights  # noqa: E402
 from pattern_tts.synthesis.batched import BatchedKokoro  # noqa: E402
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest  # noqa: E402
 

@@ -18,7 +18,7 @@ NOISE = 0.05
 
 INTRO = f"""# Benchmarks
 
-**Run everything:** `{COMMAND}` (15 to 25 minutes on 2 quiet cores; `--quick`: fewer requests,
+**Run everything:** `{COMMAND}` (20 to 30 minutes on 2 quiet cores; `--quick`: fewer requests,
 concurrency 1 and 4 only). Re-render this file from a results file: `.venv/bin/python -m bench.report
 bench/results/<date>.json`. It writes `bench/results/<date>.json` and `.png` and rewrites this file. Needs the `bench`
 packages (`psutil`, `matplotlib`, `nvidia-cuda-runtime-cu12` for perf_analyzer's `libcudart.so.12`,
@@ -38,6 +38,10 @@ What runs, in one process, on the same machine, one system at a time:
 - **Triton alone**: direct `tritonclient` calls at concurrency 1, and `perf_analyzer` (from the
   `tritonclient` 2.51.0 wheel) with corpus phonemes as `--input-data` at each concurrency, exactly N
   requests per level (`--request-count`).
+- **batching on vs off, alternating** (`bench/batching_ab.py`): both stacks up at once, measured back
+  to back at each perf_analyzer concurrency with a closed loop of tritonclient calls, the first of each
+  pair alternating, 3 rounds. The on and off phases above run minutes apart and their ratio carries the
+  machine's drift; the "never slower" target is judged on this one.
 
 Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 words, and a 100-word
 request). Full mode: concurrency 1 = 6 sentences spread over 3 to 40 words (these are also
@@ -87,6 +91,31 @@ def batching_ratios(results: dict[str, Any]) -> list[tuple[str, float]]:
         if c in on_gw and lv.get("audio_s_per_wall_s"):
             out.append((f"gateway c={c}", on_gw[c]["audio_s_per_wall_s"] / lv["audio_s_per_wall_s"]))
     return out
+
+
+def batching_target(results: dict[str, Any]) -> tuple[Any, str, str, str]:
+    """(this stack, baseline, status, note) of "batching on never slower than off".
+
+    Judged on the two stacks measured in alternation (``batching_ab``) when the run has them: the
+    worst per-concurrency median of the rounds' on/off ratios. Older runs have only the stacks'
+    phases, minutes apart, whose ratio also carries the machine's drift.
+    """
+    sequential = batching_ratios(results)
+    apart = "; ".join(f"{w}: {r:.2f}x" for w, r in sequential)
+    summary = _get(results, "batching_ab", "summary")
+    if summary:
+        c, worst = min(((c, row["median"]) for c, row in summary.items()), key=lambda x: x[1])
+        medians = ", ".join(f"c={c} {row['median']:.2f}x" for c, row in summary.items())
+        rounds = len(next(iter(summary.values()))["ratios"])
+        note = f"both stacks up, alternating, median of {rounds} rounds: {medians}"
+        if apart:
+            note += f". Phases minutes apart (tables below, drift included): {apart}"
+        return f"worst c={c}: {worst:.2f}x", "n/a", _status(worst, 1 - NOISE, smaller_is_better=False), note
+    if not sequential:
+        return None, "n/a", "N/A", ""
+    where, worst = min(sequential, key=lambda r: r[1])
+    status = _status(worst, 1 - NOISE, smaller_is_better=False)
+    return f"worst {where}: {worst:.2f}x", "n/a", status, f"{apart} (on and off run minutes apart)"
 
 
 def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -163,17 +192,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         _get(base, "failed"),
         "PASS" if failed == 0 else "MISS",
     )
-    ratios = batching_ratios(results)
-    worst = min(ratios, key=lambda r: r[1]) if ratios else None
-    add(
-        "Dynamic batching on never slower than off",
-        f"on/off >= {1 - NOISE:.2f} everywhere",
-        f"worst {worst[0]}: {worst[1]:.2f}x" if worst else None,
-        "n/a",
-        _status(worst[1] if worst else None, 1 - NOISE, smaller_is_better=False),
-        "; ".join(f"{w}: {r:.2f}x" for w, r in ratios)
-        + " (on and off run minutes apart here; with the two stacks alternating: the section below)",
-    )
+    add("Dynamic batching on never slower than off", f"on/off >= {1 - NOISE:.2f} everywhere", *batching_target(results))
     rss = max((_get(results, k, "rss", "peak_total_mib") or 0 for k in ("stack_on", "stack_off")), default=0)
     add(
         "Peak RSS of the whole stack",
@@ -383,6 +402,7 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
             perf_rows(results),
         )
     )
+    parts.append("\n" + batching_ab_markdown(results.get("batching_ab"), "###").rstrip())
     parts.append("\n### 100-word request, concurrency 1\n")
     rows = []
     for label, key in (("baseline", "baseline"), ("peer (in-process)", "peer"), ("stack", "stack_on")):
@@ -648,12 +668,22 @@ def scheduling_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
-def batching_ab_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
-    """The latest ``bench/batching_ab.py`` results: batching on vs off, the two stacks alternating."""
-    runs = sorted(results_dir.glob("batching-ab-*.json"))
-    if not runs:
-        return "## Batching on vs off, alternating\n\nNo run yet: `.venv/bin/python -m bench.batching_ab`.\n"
-    data = json.loads(runs[-1].read_text())
+def batching_ab_markdown(data: dict[str, Any] | None = None, level: str = "##") -> str:
+    """Batching on vs off, the two stacks alternating: ``data`` (a run's ``batching_ab`` phase), else
+    the latest ``bench/batching_ab.py`` results file."""
+    title = f"{level} Batching on vs off, the two stacks alternating"
+    source = "Measured in this run by `bench/batching_ab.py`"
+    judged = 'The "never slower" target is judged here.'
+    if not data:
+        runs = sorted((ROOT / "bench" / "results").glob("batching-ab-*.json"))
+        if not runs:
+            return f"{title}\n\nNo run yet: `.venv/bin/python -m bench.batching_ab`.\n"
+        data = json.loads(runs[-1].read_text())
+        source = (
+            f"Not measured in this run: `.venv/bin/python -m bench.batching_ab` on {data['date']}"
+            f" (`{runs[-1].relative_to(ROOT)}`)"
+        )
+        judged = "The targets table above does not use it."
     rows = []
     for c, row in data["summary"].items():
         pairs = [p for p in data["pairs"] if str(p["concurrency"]) == c]
@@ -662,13 +692,13 @@ def batching_ab_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         rows.append([c, pairs[0]["requests"], on, off, " / ".join(f"{x:.2f}" for x in row["ratios"]),
                      f"{row['median']:.2f}x"])  # fmt: skip
     return (
-        f"## Batching on vs off on CPU, the two stacks alternating ({data['date']})\n\n"
-        "`.venv/bin/python -m bench.batching_ab` (`bench/batching_ab.py`): both stacks up at once (on: defaults;"
-        " off: max batch 1, no queue delay), measured back to back at each concurrency, the first of each pair"
-        f" alternating, {len(next(iter(data['summary'].values()))['ratios'])} rounds; a closed loop of"
-        f" tritonclient calls on perf_analyzer's input data ({data['entries']} phoneme chunks), timed to the"
-        " millisecond. The full run above measures on and off minutes apart, so its ratio also carries the"
-        f" machine's drift. {data['weights']}. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        f"{title}\n\n"
+        f"{source}: both stacks up at once (on: defaults; off: max batch 1, no"
+        " queue delay), measured back to back at each concurrency, the first of each pair alternating,"
+        f" {len(next(iter(data['summary'].values()))['ratios'])} rounds; a closed loop of tritonclient calls on"
+        f" perf_analyzer's input data ({data['entries']} phoneme chunks), timed to the millisecond. The"
+        " tables above measure on and off minutes apart, so their ratio also carries the machine's drift."
+        f" {judged}\n\n"
         + _table(["conc.", "requests", "on: audio s / s (median)", "off: audio s / s (median)",
                   "on/off per round", "on/off median"], rows)  # fmt: skip
         + "\n"
@@ -676,7 +706,7 @@ def batching_ab_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, batching_ab_markdown(), stream_pieces_markdown(), scheduling_markdown(), allocator_markdown(),
+    sections = [text, stream_pieces_markdown(), scheduling_markdown(), allocator_markdown(),
                 gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 

@@ -19,135 +19,21 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import psutil  # noqa: E402
 import tritonclient.http as httpclient  # noqa: E402
 
-from bench import corpus, loadgen, procs, report, triton_direct  # noqa: E402
-from bench.corpus import Sentence  # noqa: E402
-
-if TYPE_CHECKING:
-    from pattern_tts.synthesis.engine import KokoroEngine
+from bench import batching_ab, loadgen, procs, report, triton_direct  # noqa: E402
+from bench.procs import log  # noqa: E402
+from bench.stack import StackPorts, stack_env, start_stack  # noqa: E402
+from bench.workload import Plan, Workload, make_workload, resolve_weights  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "pattern-tts-bench"
-
-
-@dataclass
-class Plan:
-    """How much to measure: ``quick`` for development, full for the committed numbers."""
-
-    quick: bool
-    c1_sentences: int = 6
-    c1_max_words: int = 40
-    levels: tuple[int, ...] = (1, 16)
-    level_requests: dict[int, int] = field(default_factory=lambda: {16: 16})
-    perf_levels: tuple[int, ...] = (1, 2, 4, 8, 16)
-    overhead_pairs: int = 24
-
-    def __post_init__(self) -> None:
-        if self.quick:
-            self.c1_sentences = 3
-            self.c1_max_words = 20
-            self.levels = (1, 4)
-            self.level_requests = {4: 4}
-            self.perf_levels = (1, 4)
-            self.overhead_pairs = 3
-
-    @staticmethod
-    def perf_requests(concurrency: int, entries: int) -> int:
-        """Two passes over the input data, and at least two requests per concurrent client: with
-        one, the on/off ratios of levels below c=8 moved by about 15 % between runs."""
-        return 2 * max(concurrency, entries)
-
-
-@dataclass
-class Workload:
-    """The requests of a run, with their phoneme chunks (made once with pattern-tts's offline G2P)."""
-
-    voice: str
-    c1: list[Sentence]
-    levels: dict[int, list[Sentence]]
-    text_100: str
-    phonemes: dict[str, list[str]]
-    short: list[Sentence]
-
-    def body(self, text: str, response_format: str = "pcm", **extra: Any) -> dict[str, Any]:
-        return {
-            "model": "kokoro",
-            "input": text,
-            "voice": self.voice,
-            "response_format": response_format,
-            "lang": "a",
-            **extra,
-        }
-
-    def bodies(self, items: list[Sentence]) -> list[tuple[dict[str, Any], int]]:
-        return [(self.body(s.text), s.words) for s in items]
-
-    def perf_entries(self) -> list[str]:
-        return [p for s in self.c1 for p in self.phonemes[s.text]]
-
-
-def log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", flush=True)
-
-
-# --- weights ---------------------------------------------------------------------------------------
-def resolve_weights(explicit: Path | None) -> tuple[Path, str, str]:
-    """(weights dir, kind, voice): real converted weights when the packaged model is installed."""
-    if explicit is not None:
-        voices = sorted(p.stem for p in (explicit / "voices").glob("*.pt"))
-        return explicit, f"given directory {explicit}", "jf_alpha" if "jf_alpha" in voices else voices[0]
-    from pattern_tts.weights.packaged import packaged_available
-
-    if packaged_available():
-        from pattern_tts.weights import prepare_weights
-
-        dest = prepare_weights("packaged", CACHE / "weights-packaged", progress=False)
-        return dest, "real: Kokoro v1.0 (packaged int8 ONNX, dequantized to fp32 KModel weights)", "jf_alpha"
-    from pattern_tts.synthesis.random_weights import write_random_kokoro
-
-    dest = CACHE / "weights-random-full"
-    if not (dest / "kokoro-v1_0.pth").is_file():
-        write_random_kokoro(dest, size="full")
-    return dest, "random: full-size Kokoro architecture, random weights with realistic durations", "af_heart"
-
-
-def warm_engine(weights: Path) -> KokoroEngine:
-    """The engine in this process as the kokoro model sets itself up on CPU: torch threads from the
-    CPU quota, the fast path where the CPU has it (compile cache under the benchmark's cache dir),
-    warmed up."""
-    import torch
-
-    from pattern_tts.cpu import cpu_quota
-    from pattern_tts.synthesis.engine import KokoroEngine
-
-    torch.set_num_threads(cpu_quota())
-    engine = KokoroEngine(weights, compile=None, precision="auto", compile_cache_dir=CACHE / "compile")
-    engine.warmup()
-    return engine
-
-
-def make_workload(plan: Plan, weights: Path, voice: str) -> Workload:
-    from pattern_tts.text.g2p import Phonemizer
-
-    config = json.loads((weights / "config.json").read_text())
-    phonemizer = Phonemizer(config.get("vocab"))
-    c1 = corpus.mixed(plan.c1_sentences, max_words=plan.c1_max_words)
-    limit = plan.c1_max_words if plan.quick else corpus.MAX_WORDS
-    levels = {c: corpus.mixed(n, max_words=limit) for c, n in plan.level_requests.items()}
-    shortest = sorted(corpus.sentences(), key=lambda s: (s.words, len(s.text)))[:4]
-    short = [shortest[i % len(shortest)] for i in range(plan.overhead_pairs)]
-    texts = {s.text for s in [*c1, *short, *(s for v in levels.values() for s in v)]}
-    phonemes = {t: [c.phonemes for c in phonemizer.chunks(t)] for t in texts}
-    return Workload(voice, c1, levels, corpus.request_100_words(), phonemes, short)
 
 
 # --- HTTP suites -------------------------------------------------------------------------------------
@@ -335,51 +221,6 @@ def run_stack(
         return out
 
 
-@dataclass(frozen=True)
-class StackPorts:
-    """Loopback ports of one ``pattern-tts serve``: the gateway and Triton's three."""
-
-    gateway: int
-    http: int
-    grpc: int
-    metrics: int
-
-    @classmethod
-    def free(cls) -> StackPorts:
-        return cls(*(procs.free_port() for _ in range(4)))
-
-    @property
-    def url(self) -> str:
-        """The gateway's base URL."""
-        return f"http://127.0.0.1:{self.gateway}"
-
-
-def stack_env(settings: dict[str, str]) -> dict[str, str]:
-    """The environment of a benchmarked stack: this one without its ``PATTERN_TTS_*`` variables,
-    offline, the benchmark's cache dir, then ``settings`` (``PATTERN_TTS_*``) on top."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
-    env.update(PATTERN_TTS_CACHE_DIR=str(CACHE / "stack-cache"), PYTHONUNBUFFERED="1", HF_HUB_OFFLINE="1")
-    env.update(settings)
-    return env
-
-
-def start_stack(weights: Path, ports: StackPorts, env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:
-    """``pattern-tts serve`` on ``ports`` with ``env``, its output to ``log_path``."""
-    return procs.start(
-        procs.python_module(
-            "pattern_tts",
-            "serve",
-            f"--weights={weights}",
-            f"--port={ports.gateway}",
-            f"--triton-http-port={ports.http}",
-            f"--triton-grpc-port={ports.grpc}",
-            f"--triton-metrics-port={ports.metrics}",
-        ),
-        env,
-        log_path,
-    )
-
-
 def run_stack_once(
     work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool, extra_env: dict[str, str]
 ) -> dict[str, Any]:
@@ -424,6 +265,14 @@ def run_stack_once(
             # How the kokoro model was loaded (compile, precision, threads), as the model logs it.
             out["engine"] = [line.split("] ", 1)[-1] for line in out_log.splitlines() if "kokoro: loaded" in line]
     out["failed"] = failed_total(out)
+    return out
+
+
+def run_batching_ab(work: Workload, plan: Plan, weights: Path, tmp: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Batching on vs off with both stacks up, measured in alternation (``bench.batching_ab``)."""
+    log(f"batching on vs off, alternating: {plan.ab_rounds} rounds at c={', '.join(map(str, plan.perf_levels))}")
+    out = batching_ab.measure(weights, work.voice, work.perf_entries(), tmp, plan.ab_rounds, plan.perf_levels, env)
+    log("  on/off medians: " + ", ".join(f"c={c} {row['median']:.2f}x" for c, row in out["summary"].items()))
     return out
 
 
@@ -484,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pattern-tts benchmark suite")
     parser.add_argument("--quick", action="store_true", help="few requests, concurrency 1 and 4")
     parser.add_argument("--weights", type=Path, default=None, help="weights dir (default: real if installed)")
-    parser.add_argument("--skip", action="append", default=[], choices=["baseline", "peer", "on", "off"])
+    parser.add_argument("--skip", action="append", default=[], choices=["baseline", "peer", "on", "off", "ab"])
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
     parser.add_argument("--no-lock", action="store_true", help="development only: do not take the bench lock")
     args = parser.parse_args(argv)
@@ -514,7 +363,12 @@ def main(argv: list[str] | None = None) -> int:
             "overhead_words": [s.words for s in work.short],
         },
     }
+
     # One lock for all systems: released between them, the run would interleave with other benchmarks.
+    def fallback_env() -> dict[str, str]:
+        """The settings the batching-on stack ran with: off runs with the same, so that only batching differs."""
+        return dict((results.get("stack_on") or {}).get("fallback_env", {}))
+
     with tempfile.TemporaryDirectory(prefix="pattern-tts-bench-") as tmp_name, procs.bench_lock("all systems"):
         tmp = Path(tmp_name)
         phases = {
@@ -522,12 +376,12 @@ def main(argv: list[str] | None = None) -> int:
             "peer": lambda: run_peer(work, plan),
             "stack_on": lambda: run_stack(work, plan, weights, tmp, True, {}),
             # Off runs with the settings that on ran with, so that only batching differs.
-            "stack_off": lambda: run_stack(
-                work, plan, weights, tmp, False, (results.get("stack_on") or {}).get("fallback_env", {})
-            ),
+            "stack_off": lambda: run_stack(work, plan, weights, tmp, False, fallback_env()),
+            # The "never slower" figure: both stacks up, measured in alternation (no drift between them).
+            "batching_ab": lambda: run_batching_ab(work, plan, weights, tmp, fallback_env()),
         }
         for key, phase in phases.items():
-            if key.removeprefix("stack_") in args.skip:
+            if key.removeprefix("stack_").removeprefix("batching_") in args.skip:
                 continue
             try:
                 results[key] = phase()

@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import Any
 
 from bench import corpus, loadgen, procs
-from bench.run import StackPorts, log, resolve_weights, stack_env, start_stack
+from bench.procs import log
+from bench.stack import StackPorts, stack_env, start_stack
+from bench.workload import resolve_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LEVELS = {4: 16, 16: 32}  # concurrency -> requests (corpus.mixed: short and long interleaved)

@@ -51,7 +51,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
-    from bench.run import resolve_weights, warm_engine
+    from bench.workload import resolve_weights, warm_engine
 
     weights, kind, voice = resolve_weights(args.weights)
     engine = warm_engine(weights)

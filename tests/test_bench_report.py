@@ -1,0 +1,44 @@
+"""The benchmark report: which measurement judges "dynamic batching on never slower than off"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.report import batching_target
+
+
+def phases(on: float, off: float) -> dict[str, Any]:
+    """The on and off stacks' perf_analyzer figures at c=4, measured minutes apart."""
+    return {
+        "stack_on": {"perf": [{"concurrency": 4, "infer_per_s": on}]},
+        "stack_off": {"perf": [{"concurrency": 4, "infer_per_s": off}]},
+    }
+
+
+def alternating(*medians: float) -> dict[str, Any]:
+    return {
+        "summary": {
+            str(c): {"ratios": [m - 0.02, m, m + 0.02], "median": m} for c, m in zip((1, 4, 16), medians, strict=False)
+        }
+    }
+
+
+def test_the_alternating_measurement_judges_when_the_run_has_it() -> None:
+    # The phases read 0.83x (drift between them); the alternation reads 0.99x at worst.
+    results = {**phases(0.83, 1.0), "batching_ab": alternating(1.01, 0.99, 1.02)}
+    stack, _, status, note = batching_target(results)
+    assert status == "PASS"
+    assert stack == "worst c=4: 0.99x"
+    assert "median of 3 rounds" in note and "perf_analyzer c=4: 0.83x" in note
+
+
+def test_a_slower_alternating_median_is_a_miss() -> None:
+    results = {**phases(1.0, 1.0), "batching_ab": alternating(1.0, 0.90, 1.0)}
+    stack, _, status, _ = batching_target(results)
+    assert (stack, status) == ("worst c=4: 0.90x", "MISS")
+
+
+def test_runs_without_the_alternation_are_judged_on_their_phases() -> None:
+    assert batching_target(phases(0.83, 1.0))[2] == "MISS"
+    assert batching_target(phases(0.97, 1.0))[2] == "PASS"
+    assert batching_target({})[2] == "N/A"
