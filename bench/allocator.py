@@ -25,6 +25,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from pattern_tts import allocator
 
@@ -46,6 +47,7 @@ def configs() -> dict[str, dict[str, str]]:
 CHILD = r"""
 import json, sys, threading, time
 from pathlib import Path
+from typing import Any
 import psutil, torch
 from pattern_tts import allocator
 from pattern_tts.cpu import cpu_quota
@@ -98,7 +100,7 @@ def main() -> None:
     from bench.workload import CACHE, resolve_weights
 
     weights, kind, voice = resolve_weights(args.weights)
-    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "allocators": {}}
+    results: dict[str, Any] = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "allocators": {}}
     for name, env in configs().items():
         mode = "keep" if name == GLIBC_KEEP else "settle"
         child_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}

@@ -24,6 +24,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -50,7 +51,7 @@ def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
     return float(10 * torch.log10(reference.pow(2).sum() / error))
 
 
-def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float, float, object]:
+def timed(fn: Callable[[], list[Any]], repeats: int) -> tuple[float, float, float, list[Any]]:
     """(first call seconds, median wall seconds and median process CPU seconds of ``repeats``
     further calls, last result). CPU seconds (user + system, all threads) are less sensitive than
     wall time to other processes on a shared machine."""

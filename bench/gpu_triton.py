@@ -31,6 +31,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from bench.gpu import workload
 
@@ -172,7 +173,7 @@ def main() -> None:
         weights = write_random_kokoro(work / "weights", size="full")
         kind = "random full-size, realistic durations"
     voice = args.voice or sorted(p.stem for p in (weights / "voices").glob("*.pt"))[0]
-    results = {"date": dt.date.today().isoformat(), "device": device_name(args.kind), "runs": []}
+    results: dict[str, Any] = {"date": dt.date.today().isoformat(), "device": device_name(args.kind), "runs": []}
     for compile_ in args.compile.split(","):
         args.compile = compile_
         variant_dir = work / f"compile-{compile_}"

@@ -245,10 +245,10 @@ def main() -> int:
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(summary, indent=2))
-    out = args.json or ROOT / "bench" / "results" / f"weights-intelligibility-{dt.date.today().isoformat()}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"summary": summary, "items": items}, indent=2, ensure_ascii=False) + "\n")
-    print(f"wrote {out}")
+    out_path = args.json or ROOT / "bench" / "results" / f"weights-intelligibility-{dt.date.today().isoformat()}.json"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps({"summary": summary, "items": items}, indent=2, ensure_ascii=False) + "\n")
+    print(f"wrote {out_path}")
     print("PASS" if passed else "FAIL")
     return 0 if passed else 1
 
