@@ -615,6 +615,31 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/chunk_limit.py`` results: phonemes per chunk, speed and audio."""
+    runs = sorted(results_dir.glob("chunk-limit-*.json"))
+    if not runs:
+        return "## Phonemes per chunk\n\nNo run yet: `.venv/bin/python -m bench.chunk_limit`.\n"
+    data = json.loads(runs[-1].read_text())
+    rows = [
+        [limit, s["chunks"], s["synth_s"], s["audio_s"], s["synth_s_per_audio_s"]]
+        for limit, s in data["summary"].items()
+    ]
+    per_frame = ", ".join(f"{n}: {ms}" for n, ms in data["decoder_ms_per_frame"].items())
+    return (
+        f"## Phonemes per chunk: Kokoro's 510 or shorter ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.chunk_limit` (`bench/chunk_limit.py`), in process, one item at a time. The"
+        f" decoder's ms per frame by item length (frames: ms) is {per_frame}: long items cost a little more per"
+        " frame. But the benchmark's long texts (words: "
+        f"{', '.join(map(str, data['words']))}) cut into shorter chunks take as long to synthesise and give more"
+        " audio for the same words (Kokoro reads a short input more slowly), so the chunks stay at 510 phonemes;"
+        f" {data['rounds']} rounds, limits in alternating order; {data['weights']}. Raw results:"
+        f" `{runs[-1].relative_to(ROOT)}`.\n\n"
+        + _table(["phonemes per chunk, at most", "chunks", "synthesis s", "audio s", "synthesis s per audio s"], rows)
+        + "\n"
+    )
+
+
 def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/stream_pieces.py`` results: what cutting a stream's first chunk costs."""
     runs = sorted(results_dir.glob("stream-pieces-*.json"))
@@ -706,7 +731,7 @@ def batching_ab_markdown(data: dict[str, Any] | None = None, level: str = "##") 
 
 
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, stream_pieces_markdown(), scheduling_markdown(), allocator_markdown(),
+    sections = [text, stream_pieces_markdown(), chunk_limit_markdown(), scheduling_markdown(), allocator_markdown(),
                 gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
