@@ -14,7 +14,8 @@ process with the engine as the kokoro model loads it (fast path, warmed up):
   sentence end at least 3 times all the pieces before it (a clause end when that sentence end is
   past 5 times). Its pieces are fewer and longer.
 
-For each: the pieces, the seconds of audio (vs whole: the extra is slower speech and extra pauses),
+For each: the pieces, the seconds of audio (vs whole: the extra is slower speech and extra pauses;
+each piece after the first without most of its lead silence, as the gateway trims it),
 the seconds to synthesise the first piece (first audio), and the playback stalls of a stream that
 starts playing when the first piece is ready, with the pieces synthesised one after another (what
 two cores do), each piece's synthesis time measured.
@@ -38,8 +39,8 @@ from typing import Any
 import torch
 
 from bench import corpus
-from gateway.serving import _LEAD_END, _cut_at, phoneme_words, split_lead
-from gateway.triton import Chunk
+from gateway.serving import _LEAD_END, _cut_at, phoneme_words, split_lead, trim_lead_silence
+from gateway.triton import Chunk, Synthesized
 from pattern_tts.synthesis.engine import SynthesisRequest
 from pattern_tts.text.g2p import Phonemizer
 
@@ -102,13 +103,17 @@ def main() -> None:
     engine = warm_engine(weights)
     phonemizer = Phonemizer(json.loads((weights / "config.json").read_text()).get("vocab"))
 
-    def synthesize(phonemes: str) -> tuple[float, float, int]:
-        """(seconds to synthesise, seconds of audio, frames of speech without the boundary tokens)."""
+    def synthesize(phonemes: str, continues: bool) -> tuple[float, float, int]:
+        """(seconds to synthesise, seconds of audio, frames of speech without the boundary tokens);
+        a piece that ``continues`` its sentence without its lead silence, as the gateway sends it."""
         item = engine.prepare(SynthesisRequest(phonemes, voice))
         start = time.perf_counter()
         (out,) = engine.synthesize([item])
         elapsed = time.perf_counter() - start
-        return elapsed, out.audio.numel() / SAMPLE_RATE, int(out.durations[1:-1].sum())
+        result = Synthesized(out.audio.numpy(), out.durations.numpy())
+        if continues:
+            result = trim_lead_silence(result)
+        return elapsed, len(result.waveform) / SAMPLE_RATE, int(out.durations[1:-1].sum())
 
     texts = [("100-word request", corpus.request_100_words())]
     texts += [(f"c=16 sentence, {s.words} words", s.text) for s in corpus.mixed(16)]
@@ -119,7 +124,7 @@ def main() -> None:
         whole_audio = 0.0
         for rule, cut in RULES.items():
             pieces = [p.phonemes for p in cut(first)]
-            runs = [synthesize(p) for p in pieces]
+            runs = [synthesize(p, continues=k > 0) for k, p in enumerate(pieces)]
             synth_s = [r[0] for r in runs]
             audio_s = [r[1] for r in runs]
             first_s, stall_s = stream(synth_s, audio_s)

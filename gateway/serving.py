@@ -47,6 +47,11 @@ INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 # (it is synthesised while the one before plays, so a stream has no gaps); see `split_lead`.
 LEAD_MIN_PHONEMES = 12
 LEAD_GROWTH = 3
+# Kokoro starts every input with about 300 ms of its boundary token, most of it digital silence. A
+# piece that continues its sentence keeps this many frames before its first audible sample (above
+# LEAD_SILENCE_LEVEL, -60 dBFS), so that a cut reads as the clause pause it is (see `trim_lead_silence`).
+LEAD_KEEP_FRAMES = 2
+LEAD_SILENCE_LEVEL = 1e-3
 _LEAD_END = re.compile(r"[.!?…,;:—–]+[\"”')\]]*(?=\s)")
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
 # Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
@@ -122,6 +127,28 @@ def _cut_at(chunk: Chunk, ends: re.Pattern[str], min_phonemes: int) -> tuple[Chu
     return None
 
 
+def trim_lead_silence(result: Synthesized, keep_frames: int = LEAD_KEEP_FRAMES) -> Synthesized:
+    """A continuation piece of `split_lead` without most of the silence Kokoro puts before an input.
+
+    Synthesised alone, a piece starts with its boundary token: 12 to 14 frames, the first 8 or so
+    digital silence. Inside the whole chunk the same cut is a clause pause of 100 to 200 ms; with
+    the piece's lead it is about 450 ms. Whole frames are dropped up to `keep_frames` before the
+    first sample above -60 dBFS, never past the boundary token, and its duration shrinks with them,
+    so word timestamps stay aligned.
+    """
+    if result.durations.size == 0:
+        return result
+    lead = int(result.durations[0]) * FRAME_SAMPLES
+    loud = np.flatnonzero(np.abs(result.waveform[:lead]) > LEAD_SILENCE_LEVEL)
+    first = int(loud[0]) if loud.size else lead
+    cut = max(0, first // FRAME_SAMPLES - keep_frames)
+    if cut == 0:
+        return result
+    durations = result.durations.copy()
+    durations[0] -= cut
+    return Synthesized(result.waveform[cut * FRAME_SAMPLES :], durations, result.extra)
+
+
 async def _encode(encoder: audio.StreamEncoder, samples: np.ndarray) -> bytes:
     """Encode a chunk: codecs in a worker thread, off the event loop. A short chunk of a raw format
     is converted inline: that takes less than the hop to a thread (about 1 ms per request)."""
@@ -165,12 +192,17 @@ def word_timestamps(chunk: Chunk, result: Synthesized, offset: int) -> list[Word
 
 @dataclass
 class Prepared:
-    """A validated request: its voice and the chunks to synthesise (with their kokoro jobs)."""
+    """A validated request: its voice and the chunks to synthesise (with their kokoro jobs).
+
+    `continues[i]`: chunk i continues chunk i - 1 mid-sentence (a piece of `split_lead` after the
+    first), so its leading silence is trimmed.
+    """
 
     request: SpeechRequest
     voice: ResolvedVoice
     chunks: list[Chunk]
     jobs: list[KokoroJob]
+    continues: list[bool]
 
 
 def _silence() -> Synthesized:
@@ -242,15 +274,18 @@ class SpeechService:
         else:
             chunks = await self.triton.g2p(req.input, self.g2p_lang(req, voice))
         chunks = [c for c in chunks if c.phonemes.strip()]
+        continues = [False] * len(chunks)
         if chunks:
-            chunks = split_lead(chunks[0]) + chunks[1:]
+            pieces = split_lead(chunks[0])
+            chunks = pieces + chunks[1:]
+            continues = [False] + [True] * (len(pieces) - 1) + continues[1:]
         base = req.seed or 0
         jobs = [
             KokoroJob(c.phonemes, voice.spec, req.speed, (base + i) % 2**62, self.priority(i))
             for i, c in enumerate(chunks)
         ]
         info["chunks"] = len(chunks)
-        return Prepared(req, voice, chunks, jobs)
+        return Prepared(req, voice, chunks, jobs, continues)
 
     def priority(self, index: int) -> int:
         """Triton priority level of a request's chunk `index` (0-based): its place in the request,
@@ -290,17 +325,22 @@ class SpeechService:
         )
 
     @staticmethod
-    async def _results(synthesis: ChunkSynthesis, first: Synthesized) -> AsyncIterator[Synthesized]:
+    async def _results(
+        prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized
+    ) -> AsyncIterator[Synthesized]:
+        """Each chunk's audio in order; a piece that continues its sentence without its lead silence."""
         yield first
+        index = 1
         async for result in synthesis:
-            yield result
+            yield trim_lead_silence(result) if prep.continues[index] else result
+            index += 1
 
     async def _audio(
         self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized
     ) -> AsyncIterator[bytes]:
         encoder = audio.StreamEncoder(prep.request.response_format)
         try:
-            async for result in self._results(synthesis, first):
+            async for result in self._results(prep, synthesis, first):
                 data = await _encode(encoder, result.waveform)
                 if data:
                     yield data
@@ -315,7 +355,7 @@ class SpeechService:
         in_tokens = sum(len(j.phonemes) for j in prep.jobs)
         out_tokens = 0
         try:
-            async for result in self._results(synthesis, first):
+            async for result in self._results(prep, synthesis, first):
                 out_tokens += int(result.durations.sum())
                 data = await _encode(encoder, result.waveform)
                 if data:
@@ -343,7 +383,7 @@ class SpeechService:
         offset = 0
         try:
             index = 0
-            async for result in self._results(synthesis, first):
+            async for result in self._results(prep, synthesis, first):
                 if prep.chunks:
                     words.extend(word_timestamps(prep.chunks[index], result, offset))
                 waves.append(result.waveform)

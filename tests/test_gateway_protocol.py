@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import pytest
@@ -12,8 +13,10 @@ from pydantic import ValidationError
 
 from gateway.errors import validation_error
 from gateway.protocol import PhonemizeRequest, SpeechRequest
-from gateway.serving import split_lead, split_phonemes, word_timestamps
-from gateway.triton import Chunk, Synthesized, Word
+from gateway.serving import FRAME_SAMPLES, SpeechService, split_lead, split_phonemes, trim_lead_silence, word_timestamps
+from gateway.triton import Chunk, Synthesized, TritonClient, Word
+from gateway.voices import VoiceCatalogue
+from pattern_tts.settings import Settings
 
 
 def _req(**kw: Any) -> SpeechRequest:
@@ -153,6 +156,35 @@ def test_split_lead_pieces_grow_so_each_is_ready_before_the_one_before_has_playe
         assert after >= 3 * before
 
 
+def _piece(silent_frames: int, quiet_frames: int, durations: list[int]) -> Synthesized:
+    """A piece's audio: digital silence, a quiet onset (-100 dBFS), then speech (a 200 Hz tone)."""
+    n = sum(durations) * FRAME_SAMPLES
+    wave = 0.3 * np.sin(2 * np.pi * 200 * np.arange(n) / 24_000).astype(np.float32)
+    wave[: silent_frames * FRAME_SAMPLES] = 0.0
+    onset = slice(silent_frames * FRAME_SAMPLES, (silent_frames + quiet_frames) * FRAME_SAMPLES)
+    wave[onset] = 1e-5
+    return Synthesized(wave, np.array(durations, np.int64))
+
+
+def test_trim_lead_silence_keeps_two_frames_before_the_first_audible_sample() -> None:
+    piece = _piece(8, 2, [13, 5, 4, 1])
+    trimmed = trim_lead_silence(piece)
+    cut = 10 - 2  # audible from frame 10
+    assert trimmed.durations.tolist() == [13 - cut, 5, 4, 1]
+    assert len(trimmed.waveform) == len(piece.waveform) - cut * FRAME_SAMPLES
+    assert np.array_equal(trimmed.waveform, piece.waveform[cut * FRAME_SAMPLES :])  # nothing audible lost
+    assert len(trimmed.waveform) == int(trimmed.durations.sum()) * FRAME_SAMPLES  # timestamps stay aligned
+
+
+def test_trim_lead_silence_never_cuts_past_the_boundary_token_or_into_sound() -> None:
+    silent_lead = _piece(16, 0, [13, 5, 1])  # silent past the boundary token
+    assert trim_lead_silence(silent_lead).durations.tolist() == [2, 5, 1]
+    loud = _piece(0, 0, [13, 5, 1])
+    assert trim_lead_silence(loud) is loud
+    empty = Synthesized(np.zeros(0, np.float32), np.zeros(0, np.int64))
+    assert trim_lead_silence(empty) is empty
+
+
 def test_word_timestamps_from_durations() -> None:
     # phonemes "ab cd": tokens [bos, a, b, ' ', c, d, eos]
     chunk = Chunk("ab cd", "ab cd", (Word("ab", 0, 2), Word("cd", 3, 5)))
@@ -165,3 +197,15 @@ def test_word_timestamps_from_durations() -> None:
     assert words[0].end == pytest.approx(1 + 8 * frame)
     assert words[1].start == pytest.approx(1 + 9 * frame)
     assert words[1].end == pytest.approx(1 + 17 * frame)
+
+
+def test_prepare_marks_the_pieces_that_continue_the_first_chunk() -> None:
+    """Only split_lead's pieces after the first continue a sentence; later chunks start anew."""
+    service = SpeechService(Settings(), cast(TritonClient, None), VoiceCatalogue(None))  # phonemes: no G2P call
+    phonemes = " ".join(["wˈʌn tˈu θɹˈi fˈɔɹ."] * 40)  # 760 symbols: two chunks of at most 510
+    request = _req(input=phonemes, input_type="phonemes")
+    prep = asyncio.run(service.prepare(request, {}))
+    pieces = len(prep.chunks) - 1  # the first chunk's pieces, then the second chunk
+    assert pieces >= 3
+    assert prep.continues == [False] + [True] * (pieces - 1) + [False]
+    assert " ".join(c.phonemes for c in prep.chunks) == phonemes
