@@ -648,19 +648,21 @@ def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> st
     data = json.loads(runs[-1].read_text())
     rows = [
         [rule, s["pieces"], s["audio_s"], f"{s['vs_whole']}x", s["synth_s"], s["first_audio_s_mean"],
-         s["first_audio_s_max"], s["stall_s"]]
+         s["first_audio_s_max"], s["stall_s"], s.get("pause_ms_median"), s.get("untrimmed_pause_ms_median")]
         for rule, s in data["summary"].items()
     ]  # fmt: skip
     return (
         f"## Streamed pieces: what cutting the first chunk costs ({data['date']})\n\n"
         "`.venv/bin/python -m bench.stream_pieces` (`bench/stream_pieces.py`): the 100-word request and the 16"
-        " concurrency-16 sentences, their first chunk whole, cut by the earlier rule, and cut by `split_lead`;"
-        " each piece synthesised alone in-process, one after another; first audio = the first piece's"
-        f" synthesis; stall = a player's waits when it starts at the first piece; {data['weights']}."
-        " Kokoro reads a piece alone more slowly than inside a longer input, so cut pieces give more audio"
-        f" than the whole chunk. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        " concurrency-16 sentences, their first chunk whole, cut by `split_lead` (the gateway's rule), and cut"
+        " by a rule tried and not kept; each piece synthesised alone in-process, one after another, and trimmed"
+        " where it meets another piece as the gateway trims it (`trim_silence`); first audio = the first"
+        " piece's synthesis; stall = a player's waits when it starts at the first piece; pause = milliseconds"
+        f" below -60 dBFS where two pieces meet, median, trimmed and untrimmed; {data['weights']}. Kokoro reads"
+        " a piece alone more slowly than inside a longer input, so cut pieces give more audio than the whole"
+        f" chunk. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
         + _table(["rule", "pieces", "audio s", "vs whole", "synthesis s", "first audio s (mean)",
-                  "first audio s (max)", "stall s"], rows)  # fmt: skip
+                  "first audio s (max)", "stall s", "pause ms", "pause ms, untrimmed"], rows)  # fmt: skip
         + "\n"
     )
 

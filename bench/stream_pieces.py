@@ -15,7 +15,8 @@ process with the engine as the kokoro model loads it (fast path, warmed up):
   past 5 times). Its pieces are fewer and longer.
 
 For each: the pieces, the seconds of audio (vs whole: the extra is slower speech and extra pauses;
-each piece after the first without most of its lead silence, as the gateway trims it),
+the silence where two pieces meet trimmed as the gateway trims it: ``trim_silence``), the pause
+where two pieces meet (milliseconds below -60 dBFS, trimmed and untrimmed),
 the seconds to synthesise the first piece (first audio), and the playback stalls of a stream that
 starts playing when the first piece is ready, with the pieces synthesised one after another (what
 two cores do), each piece's synthesis time measured.
@@ -31,15 +32,17 @@ import argparse
 import datetime as dt
 import json
 import re
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench import corpus
-from gateway.serving import _LEAD_END, _cut_at, phoneme_words, split_lead, trim_lead_silence
+from gateway.serving import _LEAD_END, SILENCE_LEVEL, _cut_at, phoneme_words, split_lead, trim_silence
 from gateway.triton import Chunk, Synthesized
 from pattern_tts.synthesis.engine import SynthesisRequest
 from pattern_tts.text.g2p import Phonemizer
@@ -77,6 +80,21 @@ RULES: dict[str, Callable[[Chunk], list[Chunk]]] = {
 }
 
 
+def median_or_none(values: list[int]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def pauses(waves: list[np.ndarray]) -> list[int]:
+    """Milliseconds below -60 dBFS where each piece meets the next: the end of one and the start of
+    the next."""
+    ends = []
+    for wave in waves:
+        loud = np.flatnonzero(np.abs(wave) > SILENCE_LEVEL)
+        first, last = (int(loud[0]), int(loud[-1])) if loud.size else (len(wave), -1)
+        ends.append((first, len(wave) - 1 - last))
+    return [round((a[1] + b[0]) * 1000 / SAMPLE_RATE) for a, b in zip(ends, ends[1:], strict=False)]
+
+
 def stream(synth_s: list[float], audio_s: list[float]) -> tuple[float, float]:
     """(first audio s, total stall s) of pieces synthesised one after another, played in order as
     soon as each is ready."""
@@ -103,17 +121,16 @@ def main() -> None:
     engine = warm_engine(weights)
     phonemizer = Phonemizer(json.loads((weights / "config.json").read_text()).get("vocab"))
 
-    def synthesize(phonemes: str, continues: bool) -> tuple[float, float, int]:
-        """(seconds to synthesise, seconds of audio, frames of speech without the boundary tokens);
-        a piece that ``continues`` its sentence without its lead silence, as the gateway sends it."""
+    def synthesize(phonemes: str, lead: bool, tail: bool) -> tuple[float, np.ndarray, np.ndarray, int]:
+        """(seconds to synthesise, the audio, the audio trimmed where the piece meets another
+        (``lead``, ``tail``) as the gateway sends it, frames of speech without the boundary tokens)."""
         item = engine.prepare(SynthesisRequest(phonemes, voice))
         start = time.perf_counter()
         (out,) = engine.synthesize([item])
         elapsed = time.perf_counter() - start
         result = Synthesized(out.audio.numpy(), out.durations.numpy())
-        if continues:
-            result = trim_lead_silence(result)
-        return elapsed, len(result.waveform) / SAMPLE_RATE, int(out.durations[1:-1].sum())
+        trimmed = trim_silence(result, lead, tail)
+        return elapsed, result.waveform, trimmed.waveform, int(out.durations[1:-1].sum())
 
     texts = [("100-word request", corpus.request_100_words())]
     texts += [(f"c=16 sentence, {s.words} words", s.text) for s in corpus.mixed(16)]
@@ -124,16 +141,17 @@ def main() -> None:
         whole_audio = 0.0
         for rule, cut in RULES.items():
             pieces = [p.phonemes for p in cut(first)]
-            runs = [synthesize(p, continues=k > 0) for k, p in enumerate(pieces)]
+            runs = [synthesize(p, lead=k > 0, tail=k < len(pieces) - 1) for k, p in enumerate(pieces)]
             synth_s = [r[0] for r in runs]
-            audio_s = [r[1] for r in runs]
+            audio_s = [len(r[2]) / SAMPLE_RATE for r in runs]
             first_s, stall_s = stream(synth_s, audio_s)
             if rule == "whole":
                 whole_audio = sum(audio_s)
             rows.append({
                 "text": label, "rule": rule, "pieces": [len(p) for p in pieces],
                 "audio_s": round(sum(audio_s), 3), "vs_whole": round(sum(audio_s) / whole_audio, 3),
-                "speech_frames": sum(r[2] for r in runs), "synth_s": round(sum(synth_s), 3),
+                "speech_frames": sum(r[3] for r in runs), "synth_s": round(sum(synth_s), 3),
+                "pauses_ms": pauses([r[2] for r in runs]), "untrimmed_pauses_ms": pauses([r[1] for r in runs]),
                 "first_audio_s": round(first_s, 3), "stall_s": round(stall_s, 3),
             })  # fmt: skip
             r = rows[-1]
@@ -152,12 +170,15 @@ def main() -> None:
             "first_audio_s_max": max(r["first_audio_s"] for r in mine),
             "stall_s": round(sum(r["stall_s"] for r in mine), 3),
             "pieces": sum(len(r["pieces"]) for r in mine),
+            "pause_ms_median": median_or_none([x for r in mine for x in r["pauses_ms"]]),
+            "untrimmed_pause_ms_median": median_or_none([x for r in mine for x in r["untrimmed_pauses_ms"]]),
         }  # fmt: skip
     print(f"\n{'rule':<28} {'pieces':>6} {'audio s':>8} {'vs whole':>8} {'synth s':>8} {'first mean':>10} "
-          f"{'first max':>9} {'stall s':>8}")  # fmt: skip
+          f"{'first max':>9} {'stall s':>8} {'pause ms':>8} {'untrimmed':>9}")  # fmt: skip
     for rule, s in summary.items():
         print(f"{rule:<28} {s['pieces']:>6} {s['audio_s']:>8} {s['vs_whole']:>7}x {s['synth_s']:>8} "
-              f"{s['first_audio_s_mean']:>10} {s['first_audio_s_max']:>9} {s['stall_s']:>8}")  # fmt: skip
+              f"{s['first_audio_s_mean']:>10} {s['first_audio_s_max']:>9} {s['stall_s']:>8} "
+              f"{s['pause_ms_median']!s:>8} {s['untrimmed_pause_ms_median']!s:>9}")  # fmt: skip
     results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice,
                "threads": torch.get_num_threads(), "rows": rows, "summary": summary}  # fmt: skip
     out = args.out or RESULTS / f"stream-pieces-{results['date']}.json"

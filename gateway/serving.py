@@ -44,14 +44,16 @@ SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
 INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 # The first chunk is cut into growing pieces at sentence or clause ends: the first at least this
 # many phonemes (its audio is ready early), each next one at least LEAD_GROWTH times the one before
-# (it is synthesised while the one before plays, so a stream has no gaps); see `split_lead`.
+# (it is synthesised while the one before plays); see `split_lead`.
 LEAD_MIN_PHONEMES = 12
 LEAD_GROWTH = 3
-# Kokoro starts every input with about 300 ms of its boundary token, most of it digital silence. A
-# piece that continues its sentence keeps this many frames before its first audible sample (above
-# LEAD_SILENCE_LEVEL, -60 dBFS), so that a cut reads as the clause pause it is (see `trim_lead_silence`).
-LEAD_KEEP_FRAMES = 2
-LEAD_SILENCE_LEVEL = 1e-3
+# Kokoro starts an input with about 300 ms of silence and ends it with about 650 ms, as at the end of
+# a paragraph. Where two pieces meet, the first keeps KEEP_TAIL_FRAMES after its last audible sample
+# (above SILENCE_LEVEL, -60 dBFS) and the next KEEP_LEAD_FRAMES before its first: a pause of about
+# 200 ms, as at a clause break inside one input (see `trim_silence`).
+SILENCE_LEVEL = 1e-3
+KEEP_LEAD_FRAMES = 2
+KEEP_TAIL_FRAMES = 6
 _LEAD_END = re.compile(r"[.!?…,;:—–]+[\"”')\]]*(?=\s)")
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
 # Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
@@ -89,9 +91,9 @@ def split_lead(
     The first piece ends at the first sentence or clause end (`. ! ? , ; :` and dashes) at or
     beyond `min_phonemes` symbols, each next one at the first such end at or beyond `growth` times
     the piece before. The first piece is sent to Triton ahead of the rest, so its audio is ready
-    early; each piece's audio plays for longer than the next piece takes to synthesise, so a stream
-    does not stall. Cuts fall at natural pauses. Words keep their order; each piece's `text` is
-    its words.
+    early; each piece's audio plays about as long as the next piece takes to synthesise on 2 CPU
+    cores (a player may wait a little where two pieces meet, bench/stream_pieces.py). Cuts fall at
+    natural pauses. Words keep their order; each piece's `text` is its words.
 
     Kokoro reads a piece alone more slowly than inside a longer input: the pieces give more audio
     than the whole chunk (bench/stream_pieces.py). Cutting at sentence ends only where possible
@@ -127,26 +129,40 @@ def _cut_at(chunk: Chunk, ends: re.Pattern[str], min_phonemes: int) -> tuple[Chu
     return None
 
 
-def trim_lead_silence(result: Synthesized, keep_frames: int = LEAD_KEEP_FRAMES) -> Synthesized:
-    """A continuation piece of `split_lead` without most of the silence Kokoro puts before an input.
+def trim_silence(result: Synthesized, lead: bool, tail: bool) -> Synthesized:
+    """A piece's audio without the silence Kokoro puts at an input's ends, where it meets another
+    piece of the same chunk: `lead` before its first audible sample, `tail` after its last.
 
-    Synthesised alone, a piece starts with its boundary token: 12 to 14 frames, the first 8 or so
-    digital silence. Inside the whole chunk the same cut is a clause pause of 100 to 200 ms; with
-    the piece's lead it is about 450 ms. Whole frames are dropped up to `keep_frames` before the
-    first sample above -60 dBFS, never past the boundary token, and its duration shrinks with them,
-    so word timestamps stay aligned.
+    Synthesised alone, a piece starts with 12 to 14 frames of its boundary token and ends with about
+    650 ms below -60 dBFS; cut there, a clause break would be a pause of 0.7 to 0.8 s where the whole
+    chunk pauses for 0 to 0.6 s. Whole frames are dropped: before the first audible sample but
+    KEEP_LEAD_FRAMES (never past the boundary token), after the last but KEEP_TAIL_FRAMES. The
+    durations shrink with them (the boundary token first; the last tokens, backwards), so word
+    timestamps stay aligned. A piece without any audible sample is left as it is.
     """
-    if result.durations.size == 0:
-        return result
-    lead = int(result.durations[0]) * FRAME_SAMPLES
-    loud = np.flatnonzero(np.abs(result.waveform[:lead]) > LEAD_SILENCE_LEVEL)
-    first = int(loud[0]) if loud.size else lead
-    cut = max(0, first // FRAME_SAMPLES - keep_frames)
-    if cut == 0:
+    if not (lead or tail):
         return result
     durations = result.durations.copy()
-    durations[0] -= cut
-    return Synthesized(result.waveform[cut * FRAME_SAMPLES :], durations, result.extra)
+    loud = np.flatnonzero(np.abs(result.waveform) > SILENCE_LEVEL)
+    if durations.size == 0 or loud.size == 0:
+        return result
+    frames = len(result.waveform) // FRAME_SAMPLES
+    start, stop = 0, frames
+    if lead:
+        start = max(0, min(int(loud[0]) // FRAME_SAMPLES, int(durations[0])) - KEEP_LEAD_FRAMES)
+        durations[0] -= start
+    if tail:
+        stop = min(frames, int(loud[-1]) // FRAME_SAMPLES + 1 + KEEP_TAIL_FRAMES)
+        cut = frames - stop
+        for k in range(durations.size - 1, -1, -1):
+            take = min(int(durations[k]), cut)
+            durations[k] -= take
+            cut -= take
+            if cut == 0:
+                break
+    if (start, stop) == (0, frames):
+        return result
+    return Synthesized(result.waveform[start * FRAME_SAMPLES : stop * FRAME_SAMPLES], durations, result.extra)
 
 
 async def _encode(encoder: audio.StreamEncoder, samples: np.ndarray) -> bytes:
@@ -195,7 +211,7 @@ class Prepared:
     """A validated request: its voice and the chunks to synthesise (with their kokoro jobs).
 
     `continues[i]`: chunk i continues chunk i - 1 mid-sentence (a piece of `split_lead` after the
-    first), so its leading silence is trimmed.
+    first): the silence where the two meet is trimmed (`trim_silence`).
     """
 
     request: SpeechRequest
@@ -203,6 +219,11 @@ class Prepared:
     chunks: list[Chunk]
     jobs: list[KokoroJob]
     continues: list[bool]
+
+    def meets(self, index: int) -> tuple[bool, bool]:
+        """Whether chunk `index` continues the one before, and whether the next one continues it."""
+        c = self.continues
+        return index < len(c) and c[index], index + 1 < len(c) and c[index + 1]
 
 
 def _silence() -> Synthesized:
@@ -328,12 +349,12 @@ class SpeechService:
     async def _results(
         prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized
     ) -> AsyncIterator[Synthesized]:
-        """Each chunk's audio in order; a piece that continues its sentence without its lead silence."""
-        yield first
-        index = 1
+        """Each chunk's audio in order, trimmed where it meets a piece of the same sentence."""
+        yield trim_silence(first, *prep.meets(0))
+        index = 0
         async for result in synthesis:
-            yield trim_lead_silence(result) if prep.continues[index] else result
             index += 1
+            yield trim_silence(result, *prep.meets(index))
 
     async def _audio(
         self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized

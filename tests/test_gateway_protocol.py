@@ -13,7 +13,16 @@ from pydantic import ValidationError
 
 from gateway.errors import validation_error
 from gateway.protocol import PhonemizeRequest, SpeechRequest
-from gateway.serving import FRAME_SAMPLES, SpeechService, split_lead, split_phonemes, trim_lead_silence, word_timestamps
+from gateway.serving import (
+    FRAME_SAMPLES,
+    KEEP_LEAD_FRAMES,
+    KEEP_TAIL_FRAMES,
+    SpeechService,
+    split_lead,
+    split_phonemes,
+    trim_silence,
+    word_timestamps,
+)
 from gateway.triton import Chunk, Synthesized, TritonClient, Word
 from gateway.voices import VoiceCatalogue
 from pattern_tts.settings import Settings
@@ -156,33 +165,45 @@ def test_split_lead_pieces_grow_so_each_is_ready_before_the_one_before_has_playe
         assert after >= 3 * before
 
 
-def _piece(silent_frames: int, quiet_frames: int, durations: list[int]) -> Synthesized:
-    """A piece's audio: digital silence, a quiet onset (-100 dBFS), then speech (a 200 Hz tone)."""
+def _piece(durations: list[int], silent_lead: int, quiet_lead: int = 0, silent_tail: int = 0) -> Synthesized:
+    """A piece's audio: digital silence, a quiet onset (-100 dBFS), speech (a 200 Hz tone), then
+    `silent_tail` frames of silence; frames as the durations count them."""
     n = sum(durations) * FRAME_SAMPLES
     wave = 0.3 * np.sin(2 * np.pi * 200 * np.arange(n) / 24_000).astype(np.float32)
-    wave[: silent_frames * FRAME_SAMPLES] = 0.0
-    onset = slice(silent_frames * FRAME_SAMPLES, (silent_frames + quiet_frames) * FRAME_SAMPLES)
-    wave[onset] = 1e-5
+    wave[: silent_lead * FRAME_SAMPLES] = 0.0
+    wave[silent_lead * FRAME_SAMPLES : (silent_lead + quiet_lead) * FRAME_SAMPLES] = 1e-5
+    wave[n - silent_tail * FRAME_SAMPLES :] = 0.0
     return Synthesized(wave, np.array(durations, np.int64))
 
 
-def test_trim_lead_silence_keeps_two_frames_before_the_first_audible_sample() -> None:
-    piece = _piece(8, 2, [13, 5, 4, 1])
-    trimmed = trim_lead_silence(piece)
-    cut = 10 - 2  # audible from frame 10
-    assert trimmed.durations.tolist() == [13 - cut, 5, 4, 1]
-    assert len(trimmed.waveform) == len(piece.waveform) - cut * FRAME_SAMPLES
-    assert np.array_equal(trimmed.waveform, piece.waveform[cut * FRAME_SAMPLES :])  # nothing audible lost
-    assert len(trimmed.waveform) == int(trimmed.durations.sum()) * FRAME_SAMPLES  # timestamps stay aligned
+def _aligned(result: Synthesized) -> bool:
+    return len(result.waveform) == int(result.durations.sum()) * FRAME_SAMPLES
 
 
-def test_trim_lead_silence_never_cuts_past_the_boundary_token_or_into_sound() -> None:
-    silent_lead = _piece(16, 0, [13, 5, 1])  # silent past the boundary token
-    assert trim_lead_silence(silent_lead).durations.tolist() == [2, 5, 1]
-    loud = _piece(0, 0, [13, 5, 1])
-    assert trim_lead_silence(loud) is loud
+def test_trim_silence_keeps_a_clause_pause_where_two_pieces_meet() -> None:
+    piece = _piece([13, 20, 10, 7, 1], silent_lead=8, quiet_lead=2, silent_tail=24)
+    lead_cut = 10 - KEEP_LEAD_FRAMES  # audible from frame 10
+    tail_cut = 24 - KEEP_TAIL_FRAMES  # silent for the last 24 frames: the last 3 tokens' 18 frames and 6 more
+    trimmed = trim_silence(piece, lead=True, tail=True)
+    assert trimmed.durations.tolist() == [13 - lead_cut, 20, 10 - (tail_cut - 8), 0, 0]
+    assert np.array_equal(trimmed.waveform, piece.waveform[lead_cut * FRAME_SAMPLES : -tail_cut * FRAME_SAMPLES])
+    assert _aligned(trimmed)  # word timestamps stay where the words are
+    only_lead = trim_silence(piece, lead=True, tail=False)
+    assert only_lead.durations.tolist() == [13 - lead_cut, 20, 10, 7, 1] and _aligned(only_lead)
+    only_tail = trim_silence(piece, lead=False, tail=True)
+    assert only_tail.durations.tolist() == [13, 20, 10 - (tail_cut - 8), 0, 0] and _aligned(only_tail)
+    assert trim_silence(piece, lead=False, tail=False) is piece
+
+
+def test_trim_silence_never_cuts_past_the_boundary_token_or_into_sound() -> None:
+    silent_lead = _piece([13, 5, 1], silent_lead=16)  # silent past the boundary token
+    assert trim_silence(silent_lead, lead=True, tail=False).durations.tolist() == [2, 5, 1]
+    loud = _piece([13, 5, 1], silent_lead=0)
+    assert trim_silence(loud, lead=True, tail=True) is loud
+    silent = Synthesized(np.zeros(19 * FRAME_SAMPLES, np.float32), np.array([13, 5, 1]))
+    assert trim_silence(silent, lead=True, tail=True) is silent
     empty = Synthesized(np.zeros(0, np.float32), np.zeros(0, np.int64))
-    assert trim_lead_silence(empty) is empty
+    assert trim_silence(empty, lead=True, tail=True) is empty
 
 
 def test_word_timestamps_from_durations() -> None:
@@ -208,4 +229,7 @@ def test_prepare_marks_the_pieces_that_continue_the_first_chunk() -> None:
     pieces = len(prep.chunks) - 1  # the first chunk's pieces, then the second chunk
     assert pieces >= 3
     assert prep.continues == [False] + [True] * (pieces - 1) + [False]
+    assert prep.meets(0) == (False, True)  # the first piece: its tail meets the second
+    assert prep.meets(pieces - 1) == (True, False)  # the last piece: the next chunk starts anew
+    assert prep.meets(pieces) == (False, False)
     assert " ".join(c.phonemes for c in prep.chunks) == phonemes
