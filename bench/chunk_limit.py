@@ -11,6 +11,9 @@ Two measurements, in process with the engine as the kokoro model loads it (fast 
    sentences of 40 words or more) are chunked at each ``--limits`` value, cut where Kokoro's
    KPipeline cuts (sentence ends first), and synthesised one chunk after another. The limits run in
    turn, in alternating order per round, so that the machine's drift falls on all of them.
+3. **Pauses where chunks meet**: a long paragraph (the 100-word request and 6 corpus sentences) in
+   510-phoneme chunks: the pause where two chunks meet (ms below -60 dBFS), as Kokoro makes it and as
+   the gateway trims it (``gateway.serving.trim_silence``), against Kokoro's own pauses inside a chunk.
 
     flock /tmp/pattern-tts-bench.lock .venv/bin/python -m bench.chunk_limit [--weights DIR] [--rounds 2]
 
@@ -29,10 +32,14 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from bench import corpus
+from bench.stream_pieces import pauses
 from bench.workload import resolve_weights, warm_engine
+from gateway.serving import KEEP_TAIL_FRAMES, SILENCE_LEVEL, trim_silence
+from gateway.triton import Synthesized
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
 from pattern_tts.text.g2p import Phonemizer
 
@@ -61,6 +68,33 @@ def decode_cost_by_length(engine: KokoroEngine, voice: str, vocab: dict[str, int
     return out
 
 
+def join_pauses(engine: KokoroEngine, voice: str, vocab: dict[str, int]) -> dict[str, list[int]]:
+    """Pauses (ms below -60 dBFS) where the 510-phoneme chunks of one long paragraph meet, untrimmed
+    and trimmed as the gateway trims them, and Kokoro's own pauses over 150 ms inside the chunks."""
+    text = " ".join([corpus.request_100_words(), *(s.text for s in corpus.mixed(16)[:6])]).replace("\n", " ")
+    chunks = Phonemizer(vocab).chunks(text)
+    results = []
+    for c in chunks:
+        (out,) = engine.synthesize([engine.prepare(SynthesisRequest(c.phonemes, voice, seed=1))])
+        results.append(Synthesized(out.audio.numpy(), out.durations.numpy()))
+    last = len(results) - 1
+    trimmed = [trim_silence(r, i > 0, KEEP_TAIL_FRAMES["chunk"] if i < last else None) for i, r in enumerate(results)]
+    inside = []
+    for r in results:
+        loud = np.flatnonzero(np.abs(r.waveform) > SILENCE_LEVEL)
+        gaps = np.diff(loud) * 1000 / SAMPLE_RATE
+        inside += [round(float(g)) for g in gaps if g > 150]
+    measured = {
+        "untrimmed_ms": pauses([r.waveform for r in results]),
+        "trimmed_ms": pauses([r.waveform for r in trimmed]),
+        "inside_chunks_ms": sorted(inside),
+    }
+    print(f"pauses where {len(chunks)} chunks meet: {measured['untrimmed_ms']} ms untrimmed,"
+          f" {measured['trimmed_ms']} ms trimmed; inside the chunks (over 150 ms): {measured['inside_chunks_ms']}",
+          flush=True)  # fmt: skip
+    return measured
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None)
@@ -78,6 +112,7 @@ def main() -> None:
               for limit in limits}  # fmt: skip
 
     per_frame = decode_cost_by_length(engine, voice, vocab, args.rounds)
+    joins = join_pauses(engine, voice, vocab)
 
     runs: dict[int, list[dict[str, float]]] = {limit: [] for limit in limits}
     for r in range(args.rounds):
@@ -108,7 +143,7 @@ def main() -> None:
         print(f"{name:>5} {s['chunks']:>6} {s['synth_s']:>11} {s['audio_s']:>8} {s['synth_s_per_audio_s']:>11}")
     results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice,
                "threads": torch.get_num_threads(), "words": [len(t.split()) for t in texts],
-               "rounds": args.rounds, "decoder_ms_per_frame": per_frame,
+               "rounds": args.rounds, "decoder_ms_per_frame": per_frame, "join_pauses": joins,
                "runs": {str(k): v for k, v in runs.items()}, "summary": summary}  # fmt: skip
     out = args.out or RESULTS / f"chunk-limit-{results['date']}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")

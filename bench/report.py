@@ -626,6 +626,14 @@ def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         for limit, s in data["summary"].items()
     ]
     per_frame = ", ".join(f"{n}: {ms}" for n, ms in data["decoder_ms_per_frame"].items())
+    joins = data.get("join_pauses")
+    pauses = (
+        f"\n\nWhere two chunks of one paragraph meet, Kokoro leaves a pause of {joins['untrimmed_ms']} ms (below"
+        f" -60 dBFS); trimmed as the gateway trims it (`trim_silence`), {joins['trimmed_ms']} ms. Kokoro's own"
+        f" pauses over 150 ms inside those chunks: {joins['inside_chunks_ms']} ms."
+        if joins
+        else ""
+    )
     return (
         f"## Phonemes per chunk: Kokoro's 510 or shorter ({data['date']})\n\n"
         "`.venv/bin/python -m bench.chunk_limit` (`bench/chunk_limit.py`), in process, one item at a time. The"
@@ -634,7 +642,7 @@ def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f"{', '.join(map(str, data['words']))}) cut into shorter chunks take as long to synthesise and give more"
         " audio for the same words (Kokoro reads a short input more slowly), so the chunks stay at 510 phonemes;"
         f" {data['rounds']} rounds, limits in alternating order; {data['weights']}. Raw results:"
-        f" `{runs[-1].relative_to(ROOT)}`.\n\n"
+        f" `{runs[-1].relative_to(ROOT)}`.{pauses}\n\n"
         + _table(["phonemes per chunk, at most", "chunks", "synthesis s", "audio s", "synthesis s per audio s"], rows)
         + "\n"
     )

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from bench import corpus
-from gateway.serving import _LEAD_END, SILENCE_LEVEL, _cut_at, phoneme_words, split_lead, trim_silence
+from gateway.serving import _LEAD_END, KEEP_TAIL_FRAMES, SILENCE_LEVEL, _cut_at, phoneme_words, split_lead, trim_silence
 from gateway.triton import Chunk, Synthesized
 from pattern_tts.synthesis.engine import SynthesisRequest
 from pattern_tts.text.g2p import Phonemizer
@@ -129,7 +129,7 @@ def main() -> None:
         (out,) = engine.synthesize([item])
         elapsed = time.perf_counter() - start
         result = Synthesized(out.audio.numpy(), out.durations.numpy())
-        trimmed = trim_silence(result, lead, tail)
+        trimmed = trim_silence(result, lead, KEEP_TAIL_FRAMES["piece"] if tail else None)
         return elapsed, result.waveform, trimmed.waveform, int(out.durations[1:-1].sum())
 
     texts = [("100-word request", corpus.request_100_words())]

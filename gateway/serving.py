@@ -8,7 +8,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel
@@ -48,12 +48,15 @@ INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 LEAD_MIN_PHONEMES = 12
 LEAD_GROWTH = 3
 # Kokoro starts an input with about 300 ms of silence and ends it with about 650 ms, as at the end of
-# a paragraph. Where two pieces meet, the first keeps KEEP_TAIL_FRAMES after its last audible sample
-# (above SILENCE_LEVEL, -60 dBFS) and the next KEEP_LEAD_FRAMES before its first: a pause of about
-# 200 ms, as at a clause break inside one input (see `trim_silence`).
+# a paragraph. Where the gateway cut a paragraph, a chunk keeps KEEP_TAIL_FRAMES[join] after its last
+# audible sample (above SILENCE_LEVEL, -60 dBFS) and the next one KEEP_LEAD_FRAMES before its first
+# (see `trim_silence`): a pause of about 210 ms where `split_lead` cut (a clause or sentence end), of
+# about 460 ms where the 510-phoneme limit did (a sentence end where possible), as inside one input.
+# A new paragraph keeps Kokoro's silences.
 SILENCE_LEVEL = 1e-3
 KEEP_LEAD_FRAMES = 2
-KEEP_TAIL_FRAMES = 6
+Join = Literal["paragraph", "chunk", "piece"]  # how a chunk follows the one before
+KEEP_TAIL_FRAMES: dict[Join, int] = {"piece": 6, "chunk": 16}
 _LEAD_END = re.compile(r"[.!?…,;:—–]+[\"”')\]]*(?=\s)")
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
 # Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
@@ -129,18 +132,19 @@ def _cut_at(chunk: Chunk, ends: re.Pattern[str], min_phonemes: int) -> tuple[Chu
     return None
 
 
-def trim_silence(result: Synthesized, lead: bool, tail: bool) -> Synthesized:
-    """A piece's audio without the silence Kokoro puts at an input's ends, where it meets another
-    piece of the same chunk: `lead` before its first audible sample, `tail` after its last.
+def trim_silence(result: Synthesized, lead: bool, tail_frames: int | None) -> Synthesized:
+    """A chunk's audio without most of the silence Kokoro puts at an input's ends, where it meets
+    another chunk of the same paragraph: before its first audible sample when `lead`, after its last
+    down to `tail_frames` frames when that is not None.
 
-    Synthesised alone, a piece starts with 12 to 14 frames of its boundary token and ends with about
-    650 ms below -60 dBFS; cut there, a clause break would be a pause of 0.7 to 0.8 s where the whole
-    chunk pauses for 0 to 0.6 s. Whole frames are dropped: before the first audible sample but
-    KEEP_LEAD_FRAMES (never past the boundary token), after the last but KEEP_TAIL_FRAMES. The
+    Synthesised alone, an input starts with 12 to 14 frames of its boundary token and ends with
+    about 650 ms below -60 dBFS; cut there, a clause break would be a pause of 0.7 to 0.8 s where
+    the whole chunk pauses for 0 to 0.6 s. Whole frames are dropped: before the first audible sample
+    but KEEP_LEAD_FRAMES (never past the boundary token), after the last but `tail_frames`. The
     durations shrink with them (the boundary token first; the last tokens, backwards), so word
-    timestamps stay aligned. A piece without any audible sample is left as it is.
+    timestamps stay aligned. Audio without any audible sample is left as it is.
     """
-    if not (lead or tail):
+    if not lead and tail_frames is None:
         return result
     durations = result.durations.copy()
     loud = np.flatnonzero(np.abs(result.waveform) > SILENCE_LEVEL)
@@ -151,8 +155,8 @@ def trim_silence(result: Synthesized, lead: bool, tail: bool) -> Synthesized:
     if lead:
         start = max(0, min(int(loud[0]) // FRAME_SAMPLES, int(durations[0])) - KEEP_LEAD_FRAMES)
         durations[0] -= start
-    if tail:
-        stop = min(frames, int(loud[-1]) // FRAME_SAMPLES + 1 + KEEP_TAIL_FRAMES)
+    if tail_frames is not None:
+        stop = min(frames, int(loud[-1]) // FRAME_SAMPLES + 1 + tail_frames)
         cut = frames - stop
         for k in range(durations.size - 1, -1, -1):
             take = min(int(durations[k]), cut)
@@ -210,20 +214,22 @@ def word_timestamps(chunk: Chunk, result: Synthesized, offset: int) -> list[Word
 class Prepared:
     """A validated request: its voice and the chunks to synthesise (with their kokoro jobs).
 
-    `continues[i]`: chunk i continues chunk i - 1 mid-sentence (a piece of `split_lead` after the
-    first): the silence where the two meet is trimmed (`trim_silence`).
+    `joins[i]`: how chunk i follows chunk i - 1: a new `paragraph` (also the first chunk), the
+    next `chunk` of a paragraph cut by the 510-phoneme limit, or the next `piece` of `split_lead`.
+    The silence where two chunks of a paragraph meet is trimmed (`trim_silence`).
     """
 
     request: SpeechRequest
     voice: ResolvedVoice
     chunks: list[Chunk]
     jobs: list[KokoroJob]
-    continues: list[bool]
+    joins: list[Join]
 
-    def meets(self, index: int) -> tuple[bool, bool]:
-        """Whether chunk `index` continues the one before, and whether the next one continues it."""
-        c = self.continues
-        return index < len(c) and c[index], index + 1 < len(c) and c[index + 1]
+    def trim(self, index: int, result: Synthesized) -> Synthesized:
+        """Chunk `index`'s audio trimmed where it meets the chunks before and after it."""
+        lead = index < len(self.joins) and self.joins[index] != "paragraph"
+        after = self.joins[index + 1] if index + 1 < len(self.joins) else "paragraph"
+        return trim_silence(result, lead, KEEP_TAIL_FRAMES.get(after))
 
 
 def _silence() -> Synthesized:
@@ -291,22 +297,22 @@ class SpeechService:
         voice = self.voices.resolve(req.voice)
         info["voice"] = voice.spec
         if req.input_type == "phonemes":
-            chunks = [Chunk(p, p, phoneme_words(p)) for p in split_phonemes(req.input)]
+            chunks = [Chunk(p, p, phoneme_words(p), i > 0) for i, p in enumerate(split_phonemes(req.input))]
         else:
             chunks = await self.triton.g2p(req.input, self.g2p_lang(req, voice))
         chunks = [c for c in chunks if c.phonemes.strip()]
-        continues = [False] * len(chunks)
+        joins: list[Join] = ["chunk" if c.continues_paragraph else "paragraph" for c in chunks]
         if chunks:
             pieces = split_lead(chunks[0])
             chunks = pieces + chunks[1:]
-            continues = [False] + [True] * (len(pieces) - 1) + continues[1:]
+            joins = joins[:1] + ["piece"] * (len(pieces) - 1) + joins[1:]
         base = req.seed or 0
         jobs = [
             KokoroJob(c.phonemes, voice.spec, req.speed, (base + i) % 2**62, self.priority(i))
             for i, c in enumerate(chunks)
         ]
         info["chunks"] = len(chunks)
-        return Prepared(req, voice, chunks, jobs, continues)
+        return Prepared(req, voice, chunks, jobs, joins)
 
     def priority(self, index: int) -> int:
         """Triton priority level of a request's chunk `index` (0-based): its place in the request,
@@ -349,12 +355,12 @@ class SpeechService:
     async def _results(
         prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized
     ) -> AsyncIterator[Synthesized]:
-        """Each chunk's audio in order, trimmed where it meets a piece of the same sentence."""
-        yield trim_silence(first, *prep.meets(0))
+        """Each chunk's audio in order, trimmed where it meets another chunk of its paragraph."""
+        yield prep.trim(0, first)
         index = 0
         async for result in synthesis:
             index += 1
-            yield trim_silence(result, *prep.meets(index))
+            yield prep.trim(index, result)
 
     async def _audio(
         self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized

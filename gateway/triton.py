@@ -44,6 +44,7 @@ class Chunk:
     text: str
     phonemes: str
     words: tuple[Word, ...] = ()
+    continues_paragraph: bool = False  # cut from the chunk before by the 510-phoneme limit
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,9 @@ def parse_chunks(raw: bytes | str) -> list[Chunk]:
     chunks = []
     for item in data:
         words = tuple(Word(str(w["word"]), int(w["start"]), int(w["end"])) for w in item.get("words") or ())
-        chunks.append(Chunk(str(item.get("text", "")), str(item["phonemes"]), words))
+        chunks.append(
+            Chunk(str(item.get("text", "")), str(item["phonemes"]), words, bool(item.get("continues_paragraph")))
+        )
     return chunks
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 from typing import Any, cast
 
@@ -23,7 +24,7 @@ from gateway.serving import (
     trim_silence,
     word_timestamps,
 )
-from gateway.triton import Chunk, Synthesized, TritonClient, Word
+from gateway.triton import Chunk, Synthesized, TritonClient, Word, parse_chunks
 from gateway.voices import VoiceCatalogue
 from pattern_tts.settings import Settings
 
@@ -180,30 +181,32 @@ def _aligned(result: Synthesized) -> bool:
     return len(result.waveform) == int(result.durations.sum()) * FRAME_SAMPLES
 
 
-def test_trim_silence_keeps_a_clause_pause_where_two_pieces_meet() -> None:
+def test_trim_silence_keeps_a_short_pause_where_two_chunks_meet() -> None:
     piece = _piece([13, 20, 10, 7, 1], silent_lead=8, quiet_lead=2, silent_tail=24)
+    keep = KEEP_TAIL_FRAMES["piece"]
     lead_cut = 10 - KEEP_LEAD_FRAMES  # audible from frame 10
-    tail_cut = 24 - KEEP_TAIL_FRAMES  # silent for the last 24 frames: the last 3 tokens' 18 frames and 6 more
-    trimmed = trim_silence(piece, lead=True, tail=True)
+    tail_cut = 24 - keep  # silent for the last 24 frames: the last 3 tokens' 18 frames and 6 more
+    trimmed = trim_silence(piece, lead=True, tail_frames=keep)
     assert trimmed.durations.tolist() == [13 - lead_cut, 20, 10 - (tail_cut - 8), 0, 0]
     assert np.array_equal(trimmed.waveform, piece.waveform[lead_cut * FRAME_SAMPLES : -tail_cut * FRAME_SAMPLES])
     assert _aligned(trimmed)  # word timestamps stay where the words are
-    only_lead = trim_silence(piece, lead=True, tail=False)
+    only_lead = trim_silence(piece, lead=True, tail_frames=None)
     assert only_lead.durations.tolist() == [13 - lead_cut, 20, 10, 7, 1] and _aligned(only_lead)
-    only_tail = trim_silence(piece, lead=False, tail=True)
-    assert only_tail.durations.tolist() == [13, 20, 10 - (tail_cut - 8), 0, 0] and _aligned(only_tail)
-    assert trim_silence(piece, lead=False, tail=False) is piece
+    longer_pause = trim_silence(piece, lead=False, tail_frames=KEEP_TAIL_FRAMES["chunk"])
+    assert len(longer_pause.waveform) == len(piece.waveform) - (24 - KEEP_TAIL_FRAMES["chunk"]) * FRAME_SAMPLES
+    assert _aligned(longer_pause)
+    assert trim_silence(piece, lead=False, tail_frames=None) is piece
 
 
 def test_trim_silence_never_cuts_past_the_boundary_token_or_into_sound() -> None:
     silent_lead = _piece([13, 5, 1], silent_lead=16)  # silent past the boundary token
-    assert trim_silence(silent_lead, lead=True, tail=False).durations.tolist() == [2, 5, 1]
+    assert trim_silence(silent_lead, lead=True, tail_frames=None).durations.tolist() == [2, 5, 1]
     loud = _piece([13, 5, 1], silent_lead=0)
-    assert trim_silence(loud, lead=True, tail=True) is loud
+    assert trim_silence(loud, lead=True, tail_frames=0) is loud
     silent = Synthesized(np.zeros(19 * FRAME_SAMPLES, np.float32), np.array([13, 5, 1]))
-    assert trim_silence(silent, lead=True, tail=True) is silent
+    assert trim_silence(silent, lead=True, tail_frames=0) is silent
     empty = Synthesized(np.zeros(0, np.float32), np.zeros(0, np.int64))
-    assert trim_silence(empty, lead=True, tail=True) is empty
+    assert trim_silence(empty, lead=True, tail_frames=0) is empty
 
 
 def test_word_timestamps_from_durations() -> None:
@@ -220,16 +223,35 @@ def test_word_timestamps_from_durations() -> None:
     assert words[1].end == pytest.approx(1 + 17 * frame)
 
 
-def test_prepare_marks_the_pieces_that_continue_the_first_chunk() -> None:
-    """Only split_lead's pieces after the first continue a sentence; later chunks start anew."""
+def silent_tail(result: Synthesized) -> int:
+    """Whole frames after the last non-zero sample."""
+    return len(result.waveform) // FRAME_SAMPLES - (int(np.flatnonzero(result.waveform)[-1]) // FRAME_SAMPLES + 1)
+
+
+def test_prepare_says_how_each_chunk_follows_the_one_before() -> None:
+    """split_lead's pieces, then the chunks the 510-phoneme limit cut; trimmed where they meet."""
     service = SpeechService(Settings(), cast(TritonClient, None), VoiceCatalogue(None))  # phonemes: no G2P call
     phonemes = " ".join(["wˈʌn tˈu θɹˈi fˈɔɹ."] * 40)  # 760 symbols: two chunks of at most 510
-    request = _req(input=phonemes, input_type="phonemes")
-    prep = asyncio.run(service.prepare(request, {}))
+    prep = asyncio.run(service.prepare(_req(input=phonemes, input_type="phonemes"), {}))
     pieces = len(prep.chunks) - 1  # the first chunk's pieces, then the second chunk
     assert pieces >= 3
-    assert prep.continues == [False] + [True] * (pieces - 1) + [False]
-    assert prep.meets(0) == (False, True)  # the first piece: its tail meets the second
-    assert prep.meets(pieces - 1) == (True, False)  # the last piece: the next chunk starts anew
-    assert prep.meets(pieces) == (False, False)
+    assert prep.joins == ["paragraph"] + ["piece"] * (pieces - 1) + ["chunk"]
     assert " ".join(c.phonemes for c in prep.chunks) == phonemes
+    audio = _piece([13, 20, 10, 7, 1], silent_lead=8, quiet_lead=2, silent_tail=24)
+    first, middle, last, second_chunk = (prep.trim(i, audio) for i in (0, 1, pieces - 1, pieces))
+    assert first.durations[0] == 13 and silent_tail(first) == KEEP_TAIL_FRAMES["piece"]  # the request's start kept
+    assert middle.durations[0] < 13 and silent_tail(middle) == KEEP_TAIL_FRAMES["piece"]
+    assert last.durations[0] < 13 and silent_tail(last) == KEEP_TAIL_FRAMES["chunk"]  # the next chunk: a longer pause
+    assert second_chunk.durations[0] < 13 and silent_tail(second_chunk) == 24  # the request's end kept
+
+
+def test_parse_chunks_reads_whether_a_chunk_continues_its_paragraph() -> None:
+    raw = json.dumps(
+        [
+            {"text": "A.", "phonemes": "ˈA.", "words": [{"word": "A", "start": 0, "end": 2}]},
+            {"text": "B.", "phonemes": "bˈi.", "words": [], "continues_paragraph": True},
+        ]
+    )
+    first, second = parse_chunks(raw)
+    assert (first.continues_paragraph, second.continues_paragraph) == (False, True)
+    assert first.words == (Word("A", 0, 2),)

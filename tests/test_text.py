@@ -238,8 +238,18 @@ def test_chunk_json_shape(us: Phonemizer) -> None:
             "text": "Hello, world!",
             "phonemes": "həlˈO, wˈɜɹld!",
             "words": [{"word": "Hello", "start": 0, "end": 5}, {"word": "world", "start": 7, "end": 13}],
+            "continues_paragraph": False,
         }
     ]
+
+
+def test_chunks_say_whether_they_continue_a_paragraph(us: Phonemizer) -> None:
+    """A paragraph too long for one chunk continues in the next; a new paragraph starts anew."""
+    paragraph = " ".join([THREE_PARAGRAPHS.replace("\n", " ")] * 2)  # about 1,300 phonemes
+    chunks = us.chunks(f"Hello there.\n{paragraph}\nGoodbye.")  # a line is a paragraph, as in KPipeline
+    flags = [c.continues_paragraph for c in chunks]
+    assert len(flags) >= 4
+    assert flags == [False, False] + [True] * (len(flags) - 3) + [False]
 
 
 def test_vocab_filter_keeps_word_indexes(raw_us: Phonemizer) -> None:
@@ -302,6 +312,7 @@ def test_chunk_tokens_splits_giant_token_without_spaces() -> None:
     tokens = [Token("a" * 1200, False, 0, 10, True)]
     chunks = chunk_tokens(tokens, source, limit=510)
     assert [len(c.phonemes) for c in chunks] == [510, 510, 180]
+    assert [c.continues_paragraph for c in chunks] == [False, True, True]
     assert all(c.words[0].word == source and c.words[0].end == len(c.phonemes) for c in chunks)
 
 

@@ -85,7 +85,7 @@ def test_vocab_and_json_shape(ja: Phonemizer) -> None:
     check_chunks(chunks)
     assert len(chunks) == len([s for s in SENTENCES if s.strip()])  # one chunk per paragraph at least
     data = json.loads(json.dumps([c.to_dict() for c in chunks], ensure_ascii=False))
-    assert set(data[0]) == {"text", "phonemes", "words"}
+    assert set(data[0]) == {"text", "phonemes", "words", "continues_paragraph"}
     raw = Phonemizer(None, "j").phonemize("（注）「はい」")
     assert ja.phonemize("（注）「はい」") == "".join(c for c in raw if c not in NOT_IN_VOCAB)
 

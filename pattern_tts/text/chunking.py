@@ -48,14 +48,19 @@ class Word:
 
 @dataclass
 class Chunk:
-    """Text and phonemes for one Kokoro inference (at most 510 phonemes), with word positions."""
+    """Text and phonemes for one Kokoro inference (at most 510 phonemes), with word positions.
+
+    ``continues_paragraph``: the chunk before ended where the 510-phoneme limit cut this paragraph
+    (at a sentence end where possible), not at a paragraph break.
+    """
 
     text: str
     phonemes: str
     words: list[Word] = field(default_factory=list)
+    continues_paragraph: bool = False
 
     def to_dict(self) -> dict[str, object]:
-        """JSON-ready ``{"text", "phonemes", "words": [{"word", "start", "end"}]}``."""
+        """JSON-ready ``{"text", "phonemes", "words": [{"word", "start", "end"}], "continues_paragraph"}``."""
         return asdict(self)
 
 
@@ -156,9 +161,10 @@ def make_chunk(tokens: Sequence[Token], source: str) -> Chunk:
 
 
 def chunk_tokens(tokens: Sequence[Token], source: str, limit: int = PHONEME_LIMIT) -> list[Chunk]:
-    """Chunks of at most ``limit`` phonemes; chunks without phonemes are left out (as KPipeline does)."""
-    chunks = (make_chunk(group, source) for group in group_tokens(tokens, limit))
-    return [c for c in chunks if c.phonemes]
+    """Chunks of at most ``limit`` phonemes of one paragraph; chunks without phonemes are left out (as
+    KPipeline does). Every chunk but the first continues the paragraph."""
+    chunks = [c for c in (make_chunk(group, source) for group in group_tokens(tokens, limit)) if c.phonemes]
+    return [replace(c, continues_paragraph=True) if i else c for i, c in enumerate(chunks)]
 
 
 _RAW_TOKEN = re.compile(r"([;:,.!?—…]|[^\s;:,.!?—…]+)(\s*)")
