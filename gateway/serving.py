@@ -138,7 +138,7 @@ def trim_silence(result: Synthesized, lead: bool, tail_frames: int | None) -> Sy
     down to `tail_frames` frames when that is not None.
 
     Synthesised alone, an input starts with 12 to 14 frames of its boundary token and ends with
-    about 650 ms below -60 dBFS; cut there, a clause break would be a pause of 0.7 to 0.8 s where
+    about 650 ms below -60 dBFS; cut there, a clause break would be a pause of 0.6 to 1 s where
     the whole chunk pauses for 0 to 0.6 s. Whole frames are dropped: before the first audible sample
     but KEEP_LEAD_FRAMES (never past the boundary token), after the last but `tail_frames`. The
     durations shrink with them (the boundary token first; the last tokens, backwards), so word
