@@ -66,6 +66,12 @@ def _get(d: dict[str, Any] | None, *path: str) -> Any:
     return d
 
 
+def latest_results(results_dir: Path, pattern: str) -> tuple[Path, dict[str, Any]] | None:
+    """The newest results file matching ``pattern`` (their names sort by date) and its contents."""
+    runs = sorted(results_dir.glob(pattern))
+    return (runs[-1], json.loads(runs[-1].read_text())) if runs else None
+
+
 def top_level(results: dict[str, Any]) -> str | None:
     levels = _get(results, "stack_on", "levels") or _get(results, "baseline", "levels") or {}
     return max(levels, key=int) if levels else None
@@ -520,10 +526,10 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
 
 def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The GPU section: the latest ``bench/gpu.py`` results (the model in-process, per batch size)."""
-    runs = sorted(results_dir.glob("gpu-[0-9]*.json"))
-    if not runs:
+    latest = latest_results(results_dir, "gpu-[0-9]*.json")
+    if latest is None:
         return "## GPU\n\nNo GPU run yet: `python -m bench.gpu` on a GPU writes `bench/results/gpu-<date>.json`.\n"
-    data = json.loads(runs[-1].read_text())
+    path, data = latest
     base = {r["variant"]: r["audio_s_per_s"] for r in data["rows"] if r["batch"] == 1 and r["decoder"] == "batched"}
     rows = [
         [r["variant"], r["decoder"], r["batch"], r["audio_s_per_s"], f"{r['audio_s_per_s'] / base[r['variant']]:.2f}x",
@@ -536,7 +542,7 @@ def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f" outputs copied back to the CPU), {data['items']} corpus requests of {data['phonemes_per_item']['min']} to"
         f" {data['phonemes_per_item']['max']} phonemes, short and long interleaved, cut into batches of each size;"
         f" torch {data['torch']}, {data['weights_kind']} weights. Through Triton: the next section."
-        f" Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        f" Raw results: `{path.relative_to(ROOT)}`.\n\n"
         + _table(["variant", "decoder", "batch", "audio s / s", "vs batch 1", "ms / batch", "peak GiB"], rows)
         + "\n\nThe per-item decoder rows run the text side batched and the iSTFTNet decoder one item at a time"
         " (the CPU default); on the GPU the batched decoder is faster at every batch size, so `batch_decoder=auto`"
@@ -595,10 +601,10 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/allocator.py`` results: the kokoro process's memory per C allocator."""
-    runs = sorted(results_dir.glob("allocator-*.json"))
-    if not runs:
+    latest = latest_results(results_dir, "allocator-*.json")
+    if latest is None:
         return "## Memory per allocator\n\nNo run yet: `.venv/bin/python -m bench.allocator`.\n"
-    data = json.loads(runs[-1].read_text())
+    path, data = latest
     rows = [
         [name, row["idle_mib"], " / ".join(str(r["peak_mib"]) for r in row["rounds"]),
          " / ".join(str(r["seconds"]) for r in row["rounds"])]
@@ -609,7 +615,7 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f"## Memory of the kokoro process per C allocator ({data['date']})\n\n"
         f"`.venv/bin/python -m bench.allocator` (`bench/allocator.py`): the engine set up as the kokoro model sets"
         f" itself up on CPU, then the corpus's {len(lengths)} longest sentences ({min(lengths)}-{max(lengths)}"
-        f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{path.relative_to(ROOT)}`.\n\n"
         + _table(["allocator", "idle MiB", "peak MiB per round", "seconds per round"], rows)
         + "\n"
     )
@@ -617,10 +623,10 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/chunk_limit.py`` results: phonemes per chunk, speed and audio."""
-    runs = sorted(results_dir.glob("chunk-limit-*.json"))
-    if not runs:
+    latest = latest_results(results_dir, "chunk-limit-*.json")
+    if latest is None:
         return "## Phonemes per chunk\n\nNo run yet: `.venv/bin/python -m bench.chunk_limit`.\n"
-    data = json.loads(runs[-1].read_text())
+    path, data = latest
     rows = [
         [limit, s["chunks"], s["synth_s"], s["audio_s"], s["synth_s_per_audio_s"]]
         for limit, s in data["summary"].items()
@@ -642,7 +648,7 @@ def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f"{', '.join(map(str, data['words']))}) cut into shorter chunks take as long to synthesise and give more"
         " audio for the same words (Kokoro reads a short input more slowly), so the chunks stay at 510 phonemes;"
         f" {data['rounds']} rounds, limits in alternating order; {data['weights']}. Raw results:"
-        f" `{runs[-1].relative_to(ROOT)}`.{pauses}\n\n"
+        f" `{path.relative_to(ROOT)}`.{pauses}\n\n"
         + _table(["phonemes per chunk, at most", "chunks", "synthesis s", "audio s", "synthesis s per audio s"], rows)
         + "\n"
     )
@@ -650,10 +656,10 @@ def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/stream_pieces.py`` results: what cutting a stream's first chunk costs."""
-    runs = sorted(results_dir.glob("stream-pieces-*.json"))
-    if not runs:
+    latest = latest_results(results_dir, "stream-pieces-*.json")
+    if latest is None:
         return "## Streamed pieces\n\nNo run yet: `.venv/bin/python -m bench.stream_pieces`.\n"
-    data = json.loads(runs[-1].read_text())
+    path, data = latest
     rows = [
         [rule, s["pieces"], s["audio_s"], f"{s['vs_whole']}x", s["synth_s"], s["first_audio_s_mean"],
          s["first_audio_s_max"], s["stall_s"], s.get("pause_ms_median"), s.get("untrimmed_pause_ms_median")]
@@ -668,7 +674,7 @@ def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> st
         " piece's synthesis; stall = a player's waits when it starts at the first piece; pause = milliseconds"
         f" below -60 dBFS where two pieces meet, median, trimmed and untrimmed; {data['weights']}. Kokoro reads"
         " a piece alone more slowly than inside a longer input, so cut pieces give more audio than the whole"
-        f" chunk. Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        f" chunk. Raw results: `{path.relative_to(ROOT)}`.\n\n"
         + _table(["rule", "pieces", "audio s", "vs whole", "synthesis s", "first audio s (mean)",
                   "first audio s (max)", "stall s", "pause ms", "pause ms, untrimmed"], rows)  # fmt: skip
         + "\n"
@@ -677,10 +683,10 @@ def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> st
 
 def scheduling_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/scheduling.py`` results: streams under load by batch size and queue order."""
-    runs = sorted(results_dir.glob("scheduling-*.json"))
-    if not runs:
+    latest = latest_results(results_dir, "scheduling-*.json")
+    if latest is None:
         return "## Streams under load\n\nNo run yet: `.venv/bin/python -m bench.scheduling`.\n"
-    data = json.loads(runs[-1].read_text())
+    path, data = latest
     keys = ("ttfb_p50_s", "ttfb_p95_s", "stall_p50_s", "stall_p95_s", "latency_p50_s", "latency_p95_s",
             "audio_s_per_wall_s", "failed")  # fmt: skip
     rows = [
@@ -696,7 +702,7 @@ def scheduling_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f" started {len(next(iter(data['rounds'].values())))} times in turn; medians over the starts. FIFO ="
         " first come, first served (the default); priority = `PATTERN_TTS_STREAM_PRIORITY=true`. Stall ="
         f" seconds a player that starts at the first byte waits for audio; {data['weights']}."
-        f" Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        f" Raw results: `{path.relative_to(ROOT)}`.\n\n"
         + _table(["stack", "conc.", "first byte p50 s", "first byte p95 s", "stall p50 s", "stall p95 s",
                   "latency p50 s", "latency p95 s", "audio s / wall s", "failed"], rows)  # fmt: skip
         + "\n"
@@ -710,13 +716,13 @@ def batching_ab_markdown(data: dict[str, Any] | None = None, level: str = "##") 
     source = "Measured in this run by `bench/batching_ab.py`"
     judged = 'The "never slower" target is judged here.'
     if not data:
-        runs = sorted((ROOT / "bench" / "results").glob("batching-ab-*.json"))
-        if not runs:
+        latest = latest_results(ROOT / "bench" / "results", "batching-ab-*.json")
+        if latest is None:
             return f"{title}\n\nNo run yet: `.venv/bin/python -m bench.batching_ab`.\n"
-        data = json.loads(runs[-1].read_text())
+        path, data = latest
         source = (
             f"Not measured in this run: `.venv/bin/python -m bench.batching_ab` on {data['date']}"
-            f" (`{runs[-1].relative_to(ROOT)}`)"
+            f" (`{path.relative_to(ROOT)}`)"
         )
         judged = "The targets table above does not use it."
     rows = []
