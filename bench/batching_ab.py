@@ -32,19 +32,18 @@ import tritonclient.http as httpclient
 
 from bench import procs, triton_direct
 from bench.procs import log
-from bench.stack import StackPorts, stack_env, start_stack
+from bench.stack import BATCHING, StackPorts, stack_env, start_stack
 from bench.workload import Plan, make_workload, resolve_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 2, 4, 8, 16)
-STACKS = {"on": {}, "off": {"PATTERN_TTS_MAX_BATCH_SIZE": "1", "PATTERN_TTS_MAX_QUEUE_DELAY_US": "0"}}
 
 
 def start_variant(name: str, weights: Path, tmp: Path, extra_env: dict[str, str]) -> tuple[Any, str]:
     """``pattern-tts serve`` with the variant's settings; (process, Triton HTTP address) once ready."""
     ports = StackPorts.free()
     log_path = tmp / f"stack-ab-{name}.log"
-    process = start_stack(weights, ports, stack_env({**extra_env, **STACKS[name]}), log_path)
+    process = start_stack(weights, ports, stack_env({**extra_env, **BATCHING[name]}), log_path)
     procs.wait_ready(f"{ports.url}/ready", process, log_path, 1200)
     return process, f"127.0.0.1:{ports.http}"
 
@@ -92,7 +91,7 @@ def measure(
     with ExitStack() as stacks:
         urls = {}
         with procs.bench_lock("batching on/off, start-up"):
-            for name in STACKS:
+            for name in BATCHING:
                 process, urls[name] = start_variant(name, weights, tmp, extra_env or {})
                 stacks.callback(procs.stop, process)
         for url in urls.values():  # one warm call each, outside the timings
@@ -113,7 +112,7 @@ def measure(
     for c in concurrency:
         ratios = [p["on_off"] for p in pairs if p["concurrency"] == c]
         summary[str(c)] = {"ratios": ratios, "median": statistics.median(ratios)}
-    return {"stacks": STACKS, "entries": len(phonemes), "pairs": pairs, "summary": summary}
+    return {"stacks": BATCHING, "entries": len(phonemes), "pairs": pairs, "summary": summary}
 
 
 def main() -> None:

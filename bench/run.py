@@ -29,7 +29,7 @@ import tritonclient.http as httpclient  # noqa: E402
 
 from bench import batching_ab, loadgen, procs, report, triton_direct  # noqa: E402
 from bench.procs import log  # noqa: E402
-from bench.stack import StackPorts, stack_env, start_stack  # noqa: E402
+from bench.stack import BATCHING, StackPorts, stack_env, start_stack  # noqa: E402
 from bench.workload import Plan, Workload, make_workload, resolve_weights  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,7 +228,7 @@ def run_stack_once(
     name = "on" if batching else "off"
     ports = StackPorts.free()
     http, metrics = ports.http, ports.metrics
-    settings = {"PATTERN_TTS_MAX_BATCH_SIZE": "1", "PATTERN_TTS_MAX_QUEUE_DELAY_US": "0"} if not batching else {}
+    settings = dict(BATCHING[name])
     trace_file = tmp / f"trace-{name}" / "kokoro.json"  # per-request timestamps, off until asked
     trace_file.parent.mkdir(parents=True, exist_ok=True)
     settings["PATTERN_TTS_TRITON_TRACE_FILE"] = str(trace_file)

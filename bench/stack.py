@@ -11,6 +11,12 @@ from pathlib import Path
 from bench import procs
 from bench.workload import CACHE
 
+# Dynamic batching on (the defaults) and off (batches of one, no queue delay): the settings of each.
+BATCHING: dict[str, dict[str, str]] = {
+    "on": {},
+    "off": {"PATTERN_TTS_MAX_BATCH_SIZE": "1", "PATTERN_TTS_MAX_QUEUE_DELAY_US": "0"},
+}
+
 
 @dataclass(frozen=True)
 class StackPorts:
