@@ -293,9 +293,9 @@ class BatchedKokoro:
             block.convs1, block.convs2, block.adain1, block.adain2, block.alpha1, block.alpha2,
             strict=True,
         ):
-            xt = c1(self.fused.adain_snake(x, mask, *self._norm_style(n1, s), a1.detach()))
-            xt = c2(self.fused.adain_snake(xt, mask, *self._norm_style(n2, s), a2.detach())) * mask
-            x = xt + x
+            xt = c1(self.fused.adain_snake(x, mask, *self._norm_style(n1, s), a1.detach(), self.autocast_dtype))
+            xt = c2(self.fused.adain_snake(xt, mask, *self._norm_style(n2, s), a2.detach(), self.autocast_dtype))
+            x = self.fused.masked_add(x, xt, mask)
         return x
 
     # ----------------------------------------------------------------------------------------
@@ -361,12 +361,13 @@ class BatchedKokoro:
             x = gen.ups[i](x)
             if last:
                 x = gen.reflection_pad(x)
-            x = x * mask + x_source
-            xs = sum(
-                self._adain_resblock1(gen.resblocks[i * gen.num_kernels + j], x, s, mask)
-                for j in range(gen.num_kernels)
+            x = self.fused.masked_add(x_source, x, mask)
+            x = self.fused.mean(
+                [
+                    self._adain_resblock1(gen.resblocks[i * gen.num_kernels + j], x, s, mask)
+                    for j in range(gen.num_kernels)
+                ]
             )
-            x = xs / gen.num_kernels
         with torch.autocast(x.device.type, enabled=False):  # phase is sensitive: full precision
             x = gen.conv_post(F.leaky_relu(_full_precision(x)))
         n_bins = gen.post_n_fft // 2 + 1

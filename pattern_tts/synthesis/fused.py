@@ -1,4 +1,5 @@
-"""The decoder's element-wise chains as plain tensor functions: masked AdaIN, AdaIN + Snake.
+"""The decoder's element-wise chains as plain tensor functions: masked AdaIN, AdaIN + Snake, and the
+generator's masked residual adds and resblock averages.
 
 They take tensors only (no modules), so one ``torch.compile`` of each serves every block of the
 decoder and generator, whatever its channel count, batch size or length (dynamic shapes): a few
@@ -40,10 +41,27 @@ def adain_snake(
     beta: Tensor,
     eps: float,
     alpha: Tensor,
+    dtype: torch.dtype | None = None,
 ) -> Tensor:
-    """Masked AdaIN followed by the Snake activation ``y + sin(alpha y)^2 / alpha``."""
+    """Masked AdaIN followed by the Snake activation ``y + sin(alpha y)^2 / alpha``, cast to ``dtype``
+    when given: the next convolution's autocast dtype, so that its input is not cast in a pass of its own
+    (the same rounding, so the same bits)."""
     y = adain(x, mask, weight, bias, gamma, beta, eps)
-    return y + torch.sin(alpha * y) ** 2 / alpha
+    y = y + torch.sin(alpha * y) ** 2 / alpha
+    return y if dtype is None else y.to(dtype)
+
+
+def masked_add(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
+    """``x + y * mask`` in one pass: a residual add that keeps padded frames of ``y`` out."""
+    return x + y * mask
+
+
+def mean(tensors: list[Tensor]) -> Tensor:
+    """The mean of equally shaped tensors in one pass, summed in order as ``sum(tensors) / n``."""
+    total = tensors[0]
+    for t in tensors[1:]:
+        total = total + t
+    return total / len(tensors)
 
 
 class Fused:
@@ -56,6 +74,8 @@ class Fused:
         )
         self.adain = wrap(adain)
         self.adain_snake = wrap(adain_snake)
+        self.masked_add = wrap(masked_add)
+        self.mean = wrap(mean)
 
 
-__all__ = ["Fused", "adain", "adain_snake"]
+__all__ = ["Fused", "adain", "adain_snake", "masked_add", "mean"]
