@@ -129,6 +129,29 @@ def test_bf16_keeps_durations_and_audio(tiny_weights_dir: Path, eager_outputs: l
         assert snr_db(ref.audio, out.audio) >= FIDELITY_SNR_DB
 
 
+def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path) -> None:
+    """bf16 on CPU runs the generator's resblock convolutions on time-major (channels-last) memory;
+    only the order of the convolutions' sums changes."""
+    engine = KokoroEngine(tiny_weights_dir, precision="bf16")
+    assert engine.batched.time_major
+    layouts: list[bool] = []
+    conv = engine.batched._conv
+
+    def recording_conv(c: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+        layouts.append(x.stride(1) == 1)
+        return conv(c, x)
+
+    engine.batched._conv = recording_conv  # type: ignore[method-assign]
+    time_major = _synthesize(engine)
+    assert layouts and all(layouts), "every resblock convolution should get time-major input"
+    engine.batched = BatchedKokoro(engine.model, autocast_dtype=torch.bfloat16)
+    engine.batched.time_major = False
+    channels_first = _synthesize(engine)
+    for a, b in zip(time_major, channels_first, strict=True):
+        assert torch.equal(a.durations, b.durations)
+        assert snr_db(b.audio, a.audio) >= 40
+
+
 def test_reduced_precision_engine_stores_decoder_convs_in_it_with_the_same_audio(
     tiny_weights_dir: Path,
 ) -> None:

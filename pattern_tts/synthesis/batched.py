@@ -120,6 +120,10 @@ class BatchedKokoro:
         self.model = model
         self.autocast_dtype = autocast_dtype
         self.fused = Fused(compile=compile)
+        # The generator's resblocks keep their activations time-major (channels last) in reduced
+        # precision on CPU: oneDNN's bf16 convolutions, the dilated ones above all, measured faster
+        # on that layout (k=11, dilation 5: 39 against 55 ms); in float32 it made no difference.
+        self.time_major = autocast_dtype is not None and model.device.type == "cpu"
 
     @property
     def device(self) -> torch.device:
@@ -287,14 +291,29 @@ class BatchedKokoro:
         out = (h + block._shortcut(x)) * torch.rsqrt(torch.tensor(2.0, device=x.device))
         return out * out_mask, out_mask
 
+    def _time_major(self, x: Tensor) -> Tensor:
+        """``x`` [B, C, T] laid out time-major (strides (T*C, 1, C)) where ``time_major`` is on."""
+        return x.transpose(1, 2).contiguous().transpose(1, 2) if self.time_major else x
+
+    def _conv(self, conv: nn.Conv1d, x: Tensor) -> Tensor:
+        """``conv(x)`` for the resblocks' stride-1 convolutions; with ``time_major``, as a 2-D
+        convolution on channels-last memory, which oneDNN runs on ``x``'s own layout and answers in it
+        (a 1-D convolution would reorder ``x`` to channels first and back)."""
+        if not self.time_major:
+            return conv(x)
+        padding, dilation = (0, int(conv.padding[0])), (1, conv.dilation[0])
+        x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # a view for time-major x
+        return F.conv2d(x4, conv.weight.unsqueeze(2), conv.bias, 1, padding, dilation).squeeze(2)
+
     def _adain_resblock1(self, block: AdaINResBlock1, x: Tensor, s: Tensor, mask: Tensor) -> Tensor:
         """The generator's AdaINResBlock1 (Snake activations) on masked input."""
         for c1, c2, n1, n2, a1, a2 in zip(
             block.convs1, block.convs2, block.adain1, block.adain2, block.alpha1, block.alpha2,
             strict=True,
         ):
-            xt = c1(self.fused.adain_snake(x, mask, *self._norm_style(n1, s), a1.detach(), self.autocast_dtype))
-            xt = c2(self.fused.adain_snake(xt, mask, *self._norm_style(n2, s), a2.detach(), self.autocast_dtype))
+            dtype = self.autocast_dtype  # the convolutions' input dtype under autocast
+            xt = self._conv(c1, self.fused.adain_snake(x, mask, *self._norm_style(n1, s), a1.detach(), dtype))
+            xt = self._conv(c2, self.fused.adain_snake(xt, mask, *self._norm_style(n2, s), a2.detach(), dtype))
             x = self.fused.masked_add(x, xt, mask)
         return x
 
@@ -357,11 +376,11 @@ class BatchedKokoro:
                 rate = rate + 1  # the reflection pad below adds one frame at the start
             x_source = gen.noise_convs[i](har.to(x.dtype))
             mask = _lengths_mask(rate, x_source.shape[-1])
-            x_source = self._adain_resblock1(gen.noise_res[i], x_source * mask, s, mask)
+            x_source = self._adain_resblock1(gen.noise_res[i], self._time_major(x_source * mask), s, mask)
             x = gen.ups[i](x)
             if last:
                 x = gen.reflection_pad(x)
-            x = self.fused.masked_add(x_source, x, mask)
+            x = self._time_major(self.fused.masked_add(x_source, x, mask))
             x = self.fused.mean(
                 [
                     self._adain_resblock1(gen.resblocks[i * gen.num_kernels + j], x, s, mask)
