@@ -40,7 +40,7 @@ What runs, in one process, on the same machine, one system at a time:
   requests per level (`--request-count`).
 - **batching on vs off, alternating** (`bench/batching_ab.py`): both stacks up at once, measured back
   to back at each perf_analyzer concurrency with a closed loop of tritonclient calls, the first of each
-  pair alternating, 3 rounds. The on and off phases above run minutes apart and their ratio carries the
+  pair alternating, 5 rounds. The on and off phases above run minutes apart and their ratio carries the
   machine's drift; the "never slower" target is judged on this one.
 
 Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 words, and a 100-word
@@ -51,7 +51,8 @@ perf_analyzer's input data and the direct Triton calls); concurrency 16 = 16 one
 (gateway vs tritonclient, each minus that request's time inside Triton from its per-request trace). If
 the stack cannot start with its compiled fast path, it is measured with `PATTERN_TTS_COMPILE=false`
 and the start-up error is shown below. All HTTP
-responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end).
+responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end;
+the 100-word request is sent 3 times each way, one after another, and the median reported).
 RTF = sum of request latencies / seconds of audio at concurrency 1 (lower is better). Stall = seconds
 a player that starts at a response's first byte waits for audio. Peak RSS is the
 sampled peak of the sum over the whole process tree (launcher, tritonserver, python stubs, gateway).
@@ -414,8 +415,12 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
     for label, key in (("baseline", "baseline"), ("peer (in-process)", "peer"), ("stack", "stack_on")):
         r = _get(results, key, "request_100_words")
         if r:
-            rows.append([label, r.get("non_streamed_s"), r.get("streamed_ttfb_s"), r.get("audio_s")])
-    parts.append(_table(["system", "non-streamed s", "streamed first byte s", "audio s"], rows))
+            samples = " / ".join(
+                ", ".join(map(str, r[k])) for k in ("non_streamed_samples_s", "streamed_ttfb_samples_s") if k in r
+            )
+            rows.append([label, r.get("non_streamed_s"), r.get("streamed_ttfb_s"), r.get("audio_s"), samples or "-"])
+    header = ["system", "non-streamed s", "streamed first byte s", "audio s", "samples: non-streamed / first byte"]
+    parts.append(_table(header, rows))
     parts.append("\n### Memory, startup, overhead\n")
     rows = []
     for label, key in (

@@ -53,14 +53,16 @@ def http_suite(url: str, work: Workload, plan: Plan, levels: tuple[int, ...]) ->
             f"failed {lv['failed']}"
         )
     if 1 in levels:
-        words = len(work.text_100.split())
-        full = loadgen.run(speech, [(work.body(work.text_100, "wav"), words)], 1)
-        streamed = loadgen.run(speech, [(work.body(work.text_100, "pcm"), words)], 1)
+        words, repeats = len(work.text_100.split()), plan.request_100_repeats
+        full = loadgen.run(speech, [(work.body(work.text_100, "wav"), words)] * repeats, 1)
+        streamed = loadgen.run(speech, [(work.body(work.text_100, "pcm"), words)] * repeats, 1)
         out["request_100_words"] = {
             "non_streamed_s": full["latency_p50_s"],
             "streamed_ttfb_s": streamed["ttfb_p50_s"],
             "streamed_total_s": streamed["latency_p50_s"],
-            "audio_s": streamed["audio_s"],
+            "audio_s": round(streamed["audio_s"] / repeats, 3),
+            "non_streamed_samples_s": [round(r["latency_s"], 3) for r in full["records"]],
+            "streamed_ttfb_samples_s": [round(r["ttfb_s"], 3) for r in streamed["records"]],
             "failed": full["failed"] + streamed["failed"],
         }
         log(f"  100 words: {out['request_100_words']}")
