@@ -15,7 +15,7 @@ import torch
 from pattern_tts.synthesis.batched import BatchedKokoro
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
 from pattern_tts.synthesis.fastpath import autocast_dtype, configure_compile_cache, cpu_has_fast_bf16
-from pattern_tts.synthesis.fused import Fused, adain, adain_snake, masked_add, mean
+from pattern_tts.synthesis.fused import Fused, adain, adain_snake, masked_add
 
 FIDELITY_SNR_DB = 25.0
 PHONEMES = ("hˈɛlO wˈɜɹld.", "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ.")
@@ -71,12 +71,10 @@ def test_compiled_functions_handle_new_sizes_without_recompiling() -> None:
 
 
 def test_generator_steps_fused_in_one_pass_give_the_same_bits() -> None:
-    """The fused residual add, resblock mean and cast to the convolution's dtype change no bit."""
+    """The fused residual add and cast to the convolution's dtype change no bit."""
     x, mask, weight, bias, gamma, beta, eps, alpha = inputs(2, 8, 64, torch.float32)
     y = torch.randn_like(x).to(torch.bfloat16)  # a convolution's output under autocast
     assert torch.equal(masked_add(x, y, mask), x + y * mask)
-    parts = [x, x * 2, x.flip(-1)]
-    assert torch.equal(mean(parts), sum(parts) / 3)
 
     snake = adain_snake(x, mask, weight, bias, gamma, beta, eps, alpha, torch.bfloat16)
     assert snake.dtype == torch.bfloat16
@@ -89,7 +87,6 @@ def test_generator_steps_fused_in_one_pass_give_the_same_bits() -> None:
     torch._dynamo.reset()
     fused = Fused(compile=True)
     torch.testing.assert_close(fused.masked_add(x, y, mask), masked_add(x, y, mask), rtol=0, atol=0)
-    torch.testing.assert_close(fused.mean(parts), mean(parts), rtol=1e-6, atol=1e-6)
     compiled = fused.adain_snake(x, mask, weight, bias, gamma, beta, eps, alpha, torch.bfloat16)
     assert compiled.dtype == torch.bfloat16
     torch.testing.assert_close(compiled.float(), snake.float(), rtol=1e-2, atol=1e-2)

@@ -109,9 +109,10 @@ class BatchedKokoro:
     """Runs ``KModel``'s modules on a padded batch. Stateless apart from the model.
 
     Fast path (both off by default): ``compile=True`` compiles the element-wise chains (masked
-    AdaIN, AdaIN + Snake; pattern_tts/synthesis/fused.py) with dynamic shapes; ``autocast_dtype``
-    runs the decoder's core (decoder blocks and the generator's upsampling stack) under autocast
-    (bfloat16 / float16). Source, STFT and inverse STFT always run in float32.
+    AdaIN, AdaIN + Snake, the masked residual add; pattern_tts/synthesis/fused.py) with dynamic
+    shapes; ``autocast_dtype`` runs the decoder's core (decoder blocks and the generator's upsampling
+    stack) under autocast (bfloat16 / float16), on CPU with the generator's resblocks time-major.
+    Source, STFT and inverse STFT always run in float32.
     """
 
     def __init__(
@@ -381,12 +382,12 @@ class BatchedKokoro:
             if last:
                 x = gen.reflection_pad(x)
             x = self._time_major(self.fused.masked_add(x_source, x, mask))
-            x = self.fused.mean(
-                [
-                    self._adain_resblock1(gen.resblocks[i * gen.num_kernels + j], x, s, mask)
-                    for j in range(gen.num_kernels)
-                ]
-            )
+            # The resblocks' mean, summed in place: one of their outputs alive at a time besides the sum.
+            blocks = gen.resblocks[i * gen.num_kernels : (i + 1) * gen.num_kernels]
+            total = self._adain_resblock1(blocks[0], x, s, mask)  # a new tensor: the block has layers
+            for block in blocks[1:]:
+                total += self._adain_resblock1(block, x, s, mask)
+            x = total.div_(gen.num_kernels)
         with torch.autocast(x.device.type, enabled=False):  # phase is sensitive: full precision
             x = gen.conv_post(F.leaky_relu(_full_precision(x)))
         n_bins = gen.post_n_fft // 2 + 1

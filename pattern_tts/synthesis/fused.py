@@ -1,5 +1,5 @@
 """The decoder's element-wise chains as plain tensor functions: masked AdaIN, AdaIN + Snake, and the
-generator's masked residual adds and resblock averages.
+generator's masked residual add.
 
 They take tensors only (no modules), so one ``torch.compile`` of each serves every block of the
 decoder and generator, whatever its channel count, batch size or length (dynamic shapes): a few
@@ -56,13 +56,6 @@ def masked_add(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     return x + y * mask
 
 
-def mean(tensors: list[Tensor]) -> Tensor:
-    """The mean of equally shaped tensors in one pass, summed in order as ``sum(tensors) / n``."""
-    total = tensors[0]
-    for t in tensors[1:]:
-        total = total + t
-    return total / len(tensors)
-
 
 class Fused:
     """The element-wise functions, eager or compiled (Inductor, dynamic shapes)."""
@@ -75,7 +68,6 @@ class Fused:
         self.adain = wrap(adain)
         self.adain_snake = wrap(adain_snake)
         self.masked_add = wrap(masked_add)
-        self.mean = wrap(mean)
 
 
-__all__ = ["Fused", "adain", "adain_snake", "masked_add", "mean"]
+__all__ = ["Fused", "adain", "adain_snake", "masked_add"]
