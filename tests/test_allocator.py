@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -36,7 +37,7 @@ print(json.dumps({"in_use": allocator.in_use(), "settled": name, "before": befor
 """
 
 
-def run_child(env: dict[str, str]) -> dict[str, object]:
+def run_child(env: dict[str, str]) -> dict[str, Any]:
     result = subprocess.run(
         [sys.executable, "-c", CHILD], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
     )

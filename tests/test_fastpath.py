@@ -126,7 +126,7 @@ def test_bf16_keeps_durations_and_audio(tiny_weights_dir: Path, eager_outputs: l
         assert snr_db(ref.audio, out.audio) >= FIDELITY_SNR_DB
 
 
-def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path) -> None:
+def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """bf16 on CPU runs the generator's resblock convolutions on time-major (channels-last) memory;
     only the order of the convolutions' sums changes."""
     engine = KokoroEngine(tiny_weights_dir, precision="bf16")
@@ -138,7 +138,7 @@ def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path) -> None:
         layouts.append(x.stride(1) == 1)
         return conv(c, x)
 
-    engine.batched._conv = recording_conv  # type: ignore[method-assign]
+    monkeypatch.setattr(engine.batched, "_conv", recording_conv)
     time_major = _synthesize(engine)
     assert layouts and all(layouts), "every resblock convolution should get time-major input"
     engine.batched = BatchedKokoro(engine.model, autocast_dtype=torch.bfloat16)

@@ -12,7 +12,7 @@ import io
 import json
 import re
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal
 
 import av
 import httpx
@@ -23,7 +23,8 @@ import pytest
 RATE = 24_000
 TEXT = "Hello there. How are you?"
 FIVE = "It is a day. We go out. The sun is up. Birds sing. We go home."
-FORMATS = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
+ResponseFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
+FORMATS: list[ResponseFormat] = ["mp3", "opus", "aac", "flac", "wav", "pcm"]
 CONTENT_TYPES = {
     "mp3": "audio/mpeg",
     "opus": "audio/opus",
@@ -69,9 +70,9 @@ def decode(data: bytes, fmt: str) -> tuple[np.ndarray, int]:
     """Mono float samples and their rate, decoded with PyAV (pcm: as OpenAI defines it)."""
     if fmt == "pcm":
         return np.frombuffer(data, "<i2").astype(np.float32) / 32768, RATE
-    with av.open(io.BytesIO(data)) as container:
+    with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.audio[0]
-        frames = [frame.to_ndarray() for frame in container.decode(stream)]
+        frames: list[np.ndarray] = [frame.to_ndarray() for frame in container.decode(stream)]
         rate = stream.codec_context.sample_rate
         channels = stream.codec_context.channels
     assert channels == 1
@@ -114,7 +115,7 @@ def test_health_and_ready(http: httpx.Client) -> None:
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
-def test_sdk_every_format_decodes_at_24khz_mono(sdk: openai.OpenAI, reference: np.ndarray, fmt: str) -> None:
+def test_sdk_every_format_decodes_at_24khz_mono(sdk: openai.OpenAI, reference: np.ndarray, fmt: ResponseFormat) -> None:
     raw = sdk.audio.speech.with_raw_response.create(
         model="tts-1", voice="af_heart", input=TEXT, response_format=fmt
     )

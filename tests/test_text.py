@@ -12,6 +12,8 @@ import json
 import re
 import socket
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -55,18 +57,18 @@ In 1999, about 1,234 people lived on Main St. near St. Louis. Xyzzyqwert flibber
 
 
 @pytest.fixture(autouse=True, scope="module")
-def no_network() -> object:
+def no_network() -> Iterator[None]:
     """Fail any attempt to open a network connection (misaki must not download spaCy)."""
     original = socket.socket.connect
 
-    def refuse(self: socket.socket, address: object) -> None:
+    def refuse(self: socket.socket, address: Any) -> None:
         if self.family in (socket.AF_INET, socket.AF_INET6):
             raise AssertionError(f"network access attempted: {address}")
         return original(self, address)
 
-    socket.socket.connect = refuse  # type: ignore[method-assign]
+    setattr(socket.socket, "connect", refuse)  # noqa: B010 (mypy: socket.socket is _socket.socket there)
     yield
-    socket.socket.connect = original  # type: ignore[method-assign]
+    setattr(socket.socket, "connect", original)  # noqa: B010
 
 
 @pytest.fixture(scope="module")

