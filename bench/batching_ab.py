@@ -10,7 +10,7 @@ millisecond (perf_analyzer's own run time is rounded up to whole seconds).
 
 ``bench.run`` runs :func:`measure` as its last phase, for its "never slower" target. Alone:
 
-    .venv/bin/python -m bench.batching_ab [--weights DIR] [--rounds 5]
+    .venv/bin/python -m bench.batching_ab [--weights DIR] [--rounds N]
 
 prints the on/off ratios and writes ``bench/results/batching-ab-<date>.json``.
 """
@@ -80,7 +80,7 @@ def measure(
     voice: str,
     phonemes: list[str],
     tmp: Path,
-    rounds: int = 5,
+    rounds: int,
     concurrency: tuple[int, ...] = CONCURRENCY,
     extra_env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def measure(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--weights", type=Path, default=None)
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=Plan(quick=False).ab_rounds, help="default: as in bench.run")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 

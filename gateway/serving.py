@@ -146,10 +146,10 @@ def trim_silence(result: Synthesized, lead: bool, tail_frames: int | None) -> Sy
     """
     if not lead and tail_frames is None:
         return result
-    durations = result.durations.copy()
     loud = np.flatnonzero(np.abs(result.waveform) > SILENCE_LEVEL)
-    if durations.size == 0 or loud.size == 0:
+    if result.durations.size == 0 or loud.size == 0:
         return result
+    durations = result.durations.copy()
     frames = len(result.waveform) // FRAME_SAMPLES
     start, stop = 0, frames
     if lead:

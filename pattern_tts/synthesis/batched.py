@@ -308,11 +308,11 @@ class BatchedKokoro:
 
     def _adain_resblock1(self, block: AdaINResBlock1, x: Tensor, s: Tensor, mask: Tensor) -> Tensor:
         """The generator's AdaINResBlock1 (Snake activations) on masked input."""
+        dtype = self.autocast_dtype  # the convolutions' input dtype under autocast
         for c1, c2, n1, n2, a1, a2 in zip(
             block.convs1, block.convs2, block.adain1, block.adain2, block.alpha1, block.alpha2,
             strict=True,
         ):
-            dtype = self.autocast_dtype  # the convolutions' input dtype under autocast
             xt = self._conv(c1, self.fused.adain_snake(x, mask, *self._norm_style(n1, s), a1.detach(), dtype))
             xt = self._conv(c2, self.fused.adain_snake(xt, mask, *self._norm_style(n2, s), a2.detach(), dtype))
             x = self.fused.masked_add(x, xt, mask)
