@@ -2,9 +2,12 @@
 
 The kokoro Triton model's work (``KokoroEngine.synthesize`` on a batch, outputs copied back to the
 CPU) over a fixed mixed-length workload of corpus sentences, cut into batches of 1, 2, 4, ... 32,
-for eager float32, eager bfloat16 autocast and compiled bfloat16, with the decoder batched and (for
-comparison) one item at a time. Prints a table of audio seconds per wall second, milliseconds per
-batch and peak GPU memory, and writes ``bench/results/gpu-<date>.json`` (or ``--out``).
+for eager float32, eager bfloat16 autocast and compiled bfloat16: each batch in one pass, each
+batch in passes over groups of similar length (less padding, more passes), and (for comparison)
+the decoder one item at a time. Prints a table of audio seconds per wall second, milliseconds per
+batch, peak GPU memory and fidelity against eager float32 one item at a time (the first variant and
+batch size given: median and worst waveform SNR over the items, and how many kept their length), and
+writes ``bench/results/gpu-<date>.json`` (or ``--out``).
 
 The corpus phonemes come from a committed file, so the GPU machine needs no G2P:
 
@@ -25,16 +28,23 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from pattern_tts.synthesis.batched import BatchItem, similar_length_groups  # noqa: E402
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest  # noqa: E402
 
 PHONEMES = Path(__file__).resolve().parent / "corpus" / "phonemes.json"
 RESULTS = Path(__file__).resolve().parent / "results"
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
+# batched: each batch in one pass; grouped: each batch in passes over groups of similar length;
+# per-item: the text side batched, the decoder one item at a time
+DECODERS = ("batched", "grouped", "per-item")
+GROUP_PADDING = 1.5  # grouped: a pass's padded size is at most this times its items' total length
+T = TypeVar("T")
 VARIANTS: dict[str, dict] = {
     "eager-fp32": {"compile": False, "precision": "fp32"},
     "eager-bf16": {"compile": False, "precision": "bf16"},
@@ -67,7 +77,30 @@ def workload(n: int) -> list[str]:
     )
 
 
-def timed(fn: Callable[[], float], device: torch.device) -> tuple[float, float]:
+def gpu_groups(batch: list[BatchItem]) -> list[list[int]]:
+    """The batch's items in groups of similar length, without the CPU path's cap on item length."""
+    return similar_length_groups([len(it.input_ids) for it in batch], max_padding=GROUP_PADDING, max_tokens=512)
+
+
+def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
+    """Waveform SNR over the common length (durations can differ by a frame in reduced precision)."""
+    n = min(len(reference), len(other))
+    reference, other = reference[:n].double(), other[:n].double()
+    error = (reference - other).pow(2).sum().clamp(min=1e-20)
+    return float(10 * torch.log10(reference.pow(2).sum() / error))
+
+
+def fidelity(reference: list[torch.Tensor], audio: list[torch.Tensor]) -> dict:
+    """Median and worst SNR against the reference audio, and how many items kept their length."""
+    snrs = [snr_db(r, a) for r, a in zip(reference, audio, strict=True)]
+    return {
+        "snr_db_median": round(statistics.median(snrs), 1),
+        "snr_db_min": round(min(snrs), 1),
+        "same_length": f"{sum(len(r) == len(a) for r, a in zip(reference, audio, strict=True))}/{len(audio)}",
+    }
+
+
+def timed(fn: Callable[[], T], device: torch.device) -> tuple[float, T]:
     """(wall seconds, value returned) with the device synchronised on both ends."""
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -86,6 +119,7 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=64, help="requests in the workload")
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--batch-sizes", default=",".join(map(str, BATCH_SIZES)))
+    parser.add_argument("--decoders", default=",".join(DECODERS), help=f"comma list of {', '.join(DECODERS)}")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
     if args.write_phonemes:
@@ -113,37 +147,47 @@ def main() -> None:
     print(json.dumps(info), flush=True)
     out = args.out or RESULTS / f"gpu-{dt.date.today().isoformat()}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
+    reference: list[torch.Tensor] = []  # the first variant's audio at the first batch size
     for variant in args.variants.split(","):
         start = time.perf_counter()
         engine = KokoroEngine(weights, device=args.device, batch_decoder=True, **VARIANTS[variant])
         voice = engine.voices.names()[0]
         items = [engine.prepare(SynthesisRequest(p, voice, seed=i)) for i, p in enumerate(phonemes)]
         audio_s = 0.0
-        for decoder_batched in (True, False):
-            engine.batch_decoder = decoder_batched
-            for size in batch_sizes if decoder_batched else [b for b in batch_sizes if b >= 4]:
-                batches = [items[i : i + size] for i in range(0, len(items), size)]
+        for decoder in args.decoders.split(","):
+            engine.batch_decoder = decoder != "per-item"
+            for size in batch_sizes if decoder == "batched" else [b for b in batch_sizes if b >= 4]:
+                batches = [list(range(i, min(i + size, len(items)))) for i in range(0, len(items), size)]
+                if decoder == "grouped":
+                    batches = [[b[k] for k in g] for b in batches for g in gpu_groups([items[i] for i in b])]
 
-                def run(batches: list = batches, engine: KokoroEngine = engine) -> float:
-                    return sum(len(o.audio) for b in batches for o in engine.synthesize(b)) / 24000
+                def run(
+                    batches: list[list[int]] = batches, engine: KokoroEngine = engine, items: list = items
+                ) -> list[torch.Tensor]:
+                    audio = {i: o.audio.float().cpu() for b in batches
+                             for i, o in zip(b, engine.synthesize([items[i] for i in b]), strict=True)}  # fmt: skip
+                    return [audio[i] for i in range(len(items))]
 
-                first_s, audio_s = timed(run, device)  # warm-up: compiles new shapes, fills caches
+                first_s, audio = timed(run, device)  # warm-up: compiles new shapes, fills caches
+                audio_s = sum(map(len, audio)) / 24000
+                reference = reference or audio
                 if device.type == "cuda":
                     torch.cuda.reset_peak_memory_stats(device)
                 walls = [timed(run, device)[0] for _ in range(2)]
                 wall = statistics.median(walls)
                 row = {
                     "variant": variant,
-                    "decoder": "batched" if decoder_batched else "per-item",
+                    "decoder": decoder,
                     "batch": size,
                     "audio_s": round(audio_s, 2),
                     "first_pass_s": round(first_s, 2),
                     "wall_s": round(wall, 3),
                     "audio_s_per_s": round(audio_s / wall, 1),
-                    "ms_per_batch": round(1000 * wall / len(batches), 1),
+                    "ms_per_batch": round(1000 * wall * size / len(items), 1),
                     "peak_gib": round(torch.cuda.max_memory_allocated(device) / 2**30, 2)
                     if device.type == "cuda"
                     else None,
+                    **fidelity(reference, audio),
                 }
                 rows.append(row)
                 print(json.dumps(row), flush=True)
@@ -157,13 +201,14 @@ def main() -> None:
     print(f"\n{info['device']}, {kind}, {len(phonemes)} requests of {info['phonemes_per_item']} phonemes")
     print(
         f"{'variant':15s} {'decoder':9s} {'batch':>5s} {'audio s/s':>10s} {'x batch 1':>9s} "
-        f"{'ms/batch':>9s} {'peak GiB':>8s}"
+        f"{'ms/batch':>9s} {'peak GiB':>8s} {'SNR dB med':>10s} {'SNR dB min':>10s} {'same len':>8s}"
     )
     for r in rows:
         gain = r["audio_s_per_s"] / base[r["variant"]] if r["variant"] in base else float("nan")
         print(
             f"{r['variant']:15s} {r['decoder']:9s} {r['batch']:5d} {r['audio_s_per_s']:10.1f} {gain:9.2f} "
-            f"{r['ms_per_batch']:9.1f} {r['peak_gib'] if r['peak_gib'] is not None else '':>8}"
+            f"{r['ms_per_batch']:9.1f} {r['peak_gib'] if r['peak_gib'] is not None else '':>8} "
+            f"{r['snr_db_median']:10.1f} {r['snr_db_min']:10.1f} {r['same_length']:>8s}"
         )
     print(f"\nwrote {out}")
 

@@ -57,7 +57,7 @@ def render_kokoro(dest: Path, weights: Path, mode: str, args: argparse.Namespace
     config.write_text(string.Template(config.read_text()).substitute(
         weights_dir=str(weights), instance_count="1", instance_kind=f"KIND_{args.kind.upper()}", threads="0",
         batch_decoder="auto", compile=args.compile, precision=args.precision,
-        compile_cache_dir=str(dest / "compile"), **MODES[mode],
+        compile_cache_dir=str(dest / "compile"), priority_levels="0", **MODES[mode],
     ))  # fmt: skip
     return repository
 

@@ -67,6 +67,11 @@ def _get(d: dict[str, Any] | None, *path: str) -> Any:
     return d
 
 
+def shown(path: Path) -> Path:
+    """``path`` as BENCHMARKS.md names it: relative to the repository when inside it."""
+    return path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
+
+
 def latest_results(results_dir: Path, pattern: str) -> tuple[Path, dict[str, Any]] | None:
     """The newest results file matching ``pattern`` (their names sort by date) and its contents."""
     runs = sorted(results_dir.glob(pattern))
@@ -316,7 +321,6 @@ def perf_rows(results: dict[str, Any]) -> list[list[Any]]:
 
 def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) -> str:
     """The results section of BENCHMARKS.md."""
-    rel = lambda p: p.relative_to(ROOT) if p.is_relative_to(ROOT) else p  # noqa: E731
     m = results.get("machine", {})
     git = results.get("git", {})
     parts = [INTRO, f"## Latest run: {results['date']} ({results['mode']} mode)\n"]
@@ -326,7 +330,7 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
         f"{m.get('memory_gib')} GiB, AVX-512 BF16 {m.get('avx512_bf16')}, AMX {m.get('amx_bf16')}; no GPU\n"
         f"- Code: commit `{git.get('commit')}`{' + uncommitted changes' if git.get('dirty') else ''}; "
         f"run took {results.get('elapsed_s')} s\n"
-        f"- Raw results: `{rel(json_path)}`\n"
+        f"- Raw results: `{shown(json_path)}`\n"
     )
     loads = {
         k: _get(results, k, "machine_load", "foreign_share") for k in ("baseline", "peer", "stack_on", "stack_off")
@@ -459,7 +463,7 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
             f"**{ovh['overhead_p50_ms']} ms** p50 ({detail}; per pair {ovh['diffs_ms']} ms).\n"
         )
     if png_path is not None:
-        parts.append(f"\n![throughput and latency by concurrency]({rel(png_path)})\n")
+        parts.append(f"\n![throughput and latency by concurrency]({shown(png_path)})\n")
     peer = results.get("peer") or {}
     if "skipped" in peer:
         parts.append(f"\nPeer skipped: {peer['skipped']}.\n")
@@ -529,29 +533,53 @@ def plot(results: dict[str, Any], path: Path) -> Path | None:
     return path
 
 
+GPU_DECODERS = {
+    "batched": "each batch in one padded pass (`batch_decoder=auto` does this on a GPU)",
+    "grouped": "each batch in passes over groups of similar length (less padding, more passes)",
+    "per-item": "the text side batched, the iSTFTNet decoder one item at a time (the CPU default)",
+}
+
+
 def gpu_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
-    """The GPU section: the latest ``bench/gpu.py`` results (the model in-process, per batch size)."""
-    latest = latest_results(results_dir, "gpu-[0-9]*.json")
-    if latest is None:
+    """The GPU section: every ``bench/gpu.py`` run (the model in-process, per batch size), newest first."""
+    runs = sorted(results_dir.glob("gpu-[0-9]*.json"), reverse=True)
+    if not runs:
         return "## GPU\n\nNo GPU run yet: `python -m bench.gpu` on a GPU writes `bench/results/gpu-<date>.json`.\n"
-    path, data = latest
+    return "\n".join(_gpu_run_markdown(path, json.loads(path.read_text())) for path in runs)
+
+
+def _gpu_run_markdown(path: Path, data: dict[str, Any]) -> str:
+    """One ``bench/gpu.py`` run: a table per variant, decoder and batch size."""
     base = {r["variant"]: r["audio_s_per_s"] for r in data["rows"] if r["batch"] == 1 and r["decoder"] == "batched"}
+    fidelity = "snr_db_median" in data["rows"][0]
     rows = [
         [r["variant"], r["decoder"], r["batch"], r["audio_s_per_s"], f"{r['audio_s_per_s'] / base[r['variant']]:.2f}x",
          r["ms_per_batch"], r["peak_gib"]]
+        + ([r["snr_db_median"], r["snr_db_min"], r["same_length"]] if fidelity else [])
         for r in data["rows"]
     ]  # fmt: skip
+    headers = ["variant", "decoder", "batch", "audio s / s", "vs batch 1", "ms / batch", "peak GiB"]
+    if fidelity:
+        headers += ["SNR dB, median", "SNR dB, worst", "same length"]
+    decoders = dict.fromkeys(r["decoder"] for r in data["rows"])
+    legend = "; ".join(f"{d}: {GPU_DECODERS[d]}" for d in decoders)
+    reference = data["rows"][0]
+    fidelity_text = (
+        f" SNR: each item's waveform against {reference['variant']}, {reference['decoder']}, batch"
+        f" {reference['batch']} (the first row), over the common length; same length: items whose audio is as long"
+        " as there."
+        if fidelity
+        else ""
+    )
     return (
         f"## GPU: the batching gain ({data['device']}, {data['date']})\n\n"
         f"`python -m bench.gpu` (`bench/gpu.py`): the kokoro model's work in-process (`KokoroEngine.synthesize`,"
         f" outputs copied back to the CPU), {data['items']} corpus requests of {data['phonemes_per_item']['min']} to"
         f" {data['phonemes_per_item']['max']} phonemes, short and long interleaved, cut into batches of each size;"
-        f" torch {data['torch']}, {data['weights_kind']} weights. Through Triton: the next section."
-        f" Raw results: `{path.relative_to(ROOT)}`.\n\n"
-        + _table(["variant", "decoder", "batch", "audio s / s", "vs batch 1", "ms / batch", "peak GiB"], rows)
-        + "\n\nThe per-item decoder rows run the text side batched and the iSTFTNet decoder one item at a time"
-        " (the CPU default); on the GPU the batched decoder is faster at every batch size, so `batch_decoder=auto`"
-        " batches it there.\n"
+        f" torch {data['torch']}, {data['weights_kind']} weights. Through Triton: the GPU-through-Triton section."
+        f" Raw results: `{shown(path)}`" + (f". {data['note']}" if "note" in data else "") + ".\n\n"
+        + _table(headers, rows)
+        + f"\n\nDecoders: {legend}.{fidelity_text}\n"
     )
 
 
@@ -576,7 +604,7 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
             rows.append([variant, c, on["audio_s_per_s"], off["audio_s_per_s"], gain, on["p50_ms"], off["p50_ms"]])
     first = data["runs"][0]
     earlier = [
-        f"`{path.relative_to(ROOT)}`: "
+        f"`{shown(path)}`: "
         + "; ".join(
             f"{_gpu_variant(run)} "
             + ", ".join(f"c={c} {gain}x" for c, gain in run.get("batching_gain", {}).items())
@@ -596,7 +624,7 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f"`python -m bench.gpu_triton` (`bench/gpu_triton.py`): the kokoro model alone in tritonserver as KIND_GPU,"
         f" {first['weights_kind']} weights, {first['modes'][0]['rows'][0]['requests']} corpus requests per level"
         " over Triton's HTTP API. On: max batch 16 with dynamic batching; off: max batch 1."
-        f" Raw results: `{runs[-1].relative_to(ROOT)}`.\n\n"
+        f" Raw results: `{shown(runs[-1])}`.\n\n"
         + _table(["variant", "concurrency", "on: audio s / s", "off: audio s / s", "on / off", "on: p50 ms",
                   "off: p50 ms"], rows)  # fmt: skip
         + "\n"
@@ -620,7 +648,7 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f"## Memory of the kokoro process per C allocator ({data['date']})\n\n"
         f"`.venv/bin/python -m bench.allocator` (`bench/allocator.py`): the engine set up as the kokoro model sets"
         f" itself up on CPU, then the corpus's {len(lengths)} longest sentences ({min(lengths)}-{max(lengths)}"
-        f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{path.relative_to(ROOT)}`.\n\n"
+        f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{shown(path)}`.\n\n"
         + _table(["allocator", "idle MiB", "peak MiB per round", "seconds per round"], rows)
         + "\n"
     )
@@ -653,7 +681,7 @@ def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f"{', '.join(map(str, data['words']))}) cut into shorter chunks take as long to synthesise and give more"
         " audio for the same words (Kokoro reads a short input more slowly), so the chunks stay at 510 phonemes;"
         f" {data['rounds']} rounds, limits in alternating order; {data['weights']}. Raw results:"
-        f" `{path.relative_to(ROOT)}`.{pauses}\n\n"
+        f" `{shown(path)}`.{pauses}\n\n"
         + _table(["phonemes per chunk, at most", "chunks", "synthesis s", "audio s", "synthesis s per audio s"], rows)
         + "\n"
     )
@@ -679,7 +707,7 @@ def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> st
         " piece's synthesis; stall = a player's waits when it starts at the first piece; pause = milliseconds"
         f" below -60 dBFS where two pieces meet, median, trimmed and untrimmed; {data['weights']}. Kokoro reads"
         " a piece alone more slowly than inside a longer input, so cut pieces give more audio than the whole"
-        f" chunk. Raw results: `{path.relative_to(ROOT)}`.\n\n"
+        f" chunk. Raw results: `{shown(path)}`.\n\n"
         + _table(["rule", "pieces", "audio s", "vs whole", "synthesis s", "first audio s (mean)",
                   "first audio s (max)", "stall s", "pause ms", "pause ms, untrimmed"], rows)  # fmt: skip
         + "\n"
@@ -707,7 +735,7 @@ def scheduling_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f" started {len(next(iter(data['rounds'].values())))} times in turn; medians over the starts. FIFO ="
         " first come, first served (the default); priority = `PATTERN_TTS_STREAM_PRIORITY=true`. Stall ="
         f" seconds a player that starts at the first byte waits for audio; {data['weights']}."
-        f" Raw results: `{path.relative_to(ROOT)}`.\n\n"
+        f" Raw results: `{shown(path)}`.\n\n"
         + _table(["stack", "conc.", "first byte p50 s", "first byte p95 s", "stall p50 s", "stall p95 s",
                   "latency p50 s", "latency p95 s", "audio s / wall s", "failed"], rows)  # fmt: skip
         + "\n"
@@ -727,7 +755,7 @@ def batching_ab_markdown(data: dict[str, Any] | None = None, level: str = "##") 
         path, data = latest
         source = (
             f"Not measured in this run: `.venv/bin/python -m bench.batching_ab` on {data['date']}"
-            f" (`{path.relative_to(ROOT)}`)"
+            f" (`{shown(path)}`)"
         )
         judged = "The targets table above does not use it."
     rows = []
