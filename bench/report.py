@@ -779,9 +779,32 @@ def batching_ab_markdown(data: dict[str, Any] | None = None, level: str = "##") 
     )
 
 
+def int8_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/int8_convs.py`` results: int8 resblock convolutions, speed and fidelity."""
+    latest = latest_results(results_dir, "int8-convs-*.json")
+    if latest is None:
+        return "## int8 convolutions\n\nNo run yet: `.venv/bin/python -m bench.int8_convs`.\n"
+    path, data = latest
+    return (
+        f"## int8 convolutions on CPU: faster, but not faithful ({data['date']})\n\n"
+        f"`python -m bench.int8_convs` (`bench/int8_convs.py`), {data['threads']} threads, torch {data['torch']}."
+        f" Raw results: `{shown(path)}`. One resblock convolution (128 channels x 48721 frames, kernel 11,"
+        " dilation 5):\n\n"
+        + _table(["kernel", "ms"], [[r["kernel"], r["ms"]] for r in data["speed"]])
+        + f"\n\nWaveform SNR against eager float32 with every resblock convolution rounded to int8 (simulated in"
+        f" float32), {data['weights']} weights, items of {data['phonemes']} phonemes; the fast path's guard is"
+        " 25 dB:\n\n"
+        + _table(["rounded to int8", "SNR dB per item", "same length"],
+                 [[r["quantised"], " / ".join(map(str, r["snr_db"])), r["same_length"]] for r in data["fidelity"]])
+        + "\n\nAn int8 convolution takes one activation scale per tensor, and that loses the audio. Per time"
+        " step the rounding would pass, but a convolution's output mixes time steps, and no int8 convolution kernel"
+        " takes such scales. The fast path stays in bfloat16.\n"
+    )  # fmt: skip
+
+
 def write_benchmarks_md(text: str) -> None:
     sections = [text, stream_pieces_markdown(), chunk_limit_markdown(), scheduling_markdown(), allocator_markdown(),
-                gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+                int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 
