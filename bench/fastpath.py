@@ -33,6 +33,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from pattern_tts.synthesis.batched import SAMPLES_PER_FRAME, BatchedKokoro, BatchItem  # noqa: E402
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest, load_kmodel  # noqa: E402
 from pattern_tts.synthesis.fastpath import cpu_has_fast_bf16  # noqa: E402
+from pattern_tts.weights.parity import snr_db  # noqa: E402
 
 SENTENCES = (
     "The quick brown fox jumps over the lazy dog.",
@@ -42,13 +43,6 @@ SENTENCES = (
     "I thought I would sail about a little and see the watery part of the world.",
 )
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
-    n = min(len(reference), len(other))
-    reference, other = reference[:n].double(), other[:n].double()
-    error = (reference - other).pow(2).sum().clamp(min=1e-20)
-    return float(10 * torch.log10(reference.pow(2).sum() / error))
 
 
 def timed(fn: Callable[[], list[Any]], repeats: int) -> tuple[float, float, float, list[Any]]:

@@ -36,6 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pattern_tts.synthesis.batched import BatchItem, similar_length_groups  # noqa: E402
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest  # noqa: E402
+from pattern_tts.weights.parity import snr_db  # noqa: E402
 
 PHONEMES = Path(__file__).resolve().parent / "corpus" / "phonemes.json"
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -80,14 +81,6 @@ def workload(n: int) -> list[str]:
 def gpu_groups(batch: list[BatchItem]) -> list[list[int]]:
     """The batch's items in groups of similar length, without the CPU path's cap on item length."""
     return similar_length_groups([len(it.input_ids) for it in batch], max_padding=GROUP_PADDING, max_tokens=512)
-
-
-def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
-    """Waveform SNR over the common length (durations can differ by a frame in reduced precision)."""
-    n = min(len(reference), len(other))
-    reference, other = reference[:n].double(), other[:n].double()
-    error = (reference - other).pow(2).sum().clamp(min=1e-20)
-    return float(10 * torch.log10(reference.pow(2).sum() / error))
 
 
 def fidelity(reference: list[torch.Tensor], audio: list[torch.Tensor]) -> dict:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest  # noqa: E402
+from pattern_tts.weights.parity import snr_db  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PHONEMES = Path(__file__).resolve().parent / "corpus" / "phonemes.json"
@@ -104,12 +105,6 @@ def fake_int8(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
     """``x`` rounded to symmetric int8 with one scale per slice over ``dims`` (all: per tensor)."""
     scale = x.abs().amax(dim=dims, keepdim=True).clamp(min=1e-12) / 127
     return (x / scale).round().clamp(-127, 127) * scale
-
-
-def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
-    n = min(len(reference), len(other))
-    reference, other = reference[:n].double(), other[:n].double()
-    return float(10 * torch.log10(reference.pow(2).sum() / (reference - other).pow(2).sum().clamp(min=1e-20)))
 
 
 def fidelity(weights: Path, voice: str | None) -> tuple[list[dict[str, Any]], list[int]]:

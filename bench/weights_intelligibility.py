@@ -44,7 +44,7 @@ sys.path.insert(0, str(ROOT))
 
 from pattern_tts.text import Phonemizer  # noqa: E402
 from pattern_tts.weights import packaged, prepare_weights  # noqa: E402
-from pattern_tts.weights.parity import ONNX_ISTFT_GAIN, no_noise, ort_session, run_ort  # noqa: E402
+from pattern_tts.weights.parity import ONNX_ISTFT_GAIN, no_noise, ort_session, run_ort, snr_db  # noqa: E402
 
 RATE, ASR_RATE = 24_000, 16_000
 PARAGRAPH = [
@@ -62,12 +62,6 @@ PARAGRAPH = [
 MARGIN_POINTS = 5.0
 FAST_PATH_MARGIN_POINTS = 2.0
 FAST_PATH_MIN_SNR_DB = 25.0
-
-
-def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
-    """SNR of ``other`` against ``reference`` (same length), in dB."""
-    error = float(np.sum((reference.astype(np.float64) - other) ** 2))
-    return 10 * float(np.log10(float(np.sum(reference.astype(np.float64) ** 2)) / max(error, 1e-20)))
 
 
 def resample(audio: np.ndarray, rate: int, target: int = ASR_RATE) -> np.ndarray:

@@ -132,11 +132,16 @@ def run_kmodel(
     return {"audio": audio.numpy().astype(np.float32), "durations": pred_dur.numpy()}
 
 
-def snr_db(reference: np.ndarray, test: np.ndarray) -> float:
-    """10 log10(|ref|^2 / |ref - test|^2) over the common length."""
-    n = min(len(reference), len(test))
-    ref, err = reference[:n].astype(np.float64), reference[:n].astype(np.float64) - test[:n]
+def snr_db(reference: np.ndarray | torch.Tensor, test: np.ndarray | torch.Tensor) -> float:
+    """10 log10(|ref|^2 / |ref - test|^2) over the common length, in float64 (arrays or tensors)."""
+    ref, other = _float64(reference), _float64(test)
+    n = min(len(ref), len(other))
+    ref, err = ref[:n], ref[:n] - other[:n]
     return float(10 * np.log10(np.sum(ref**2) / max(np.sum(err**2), 1e-20)))
+
+
+def _float64(x: np.ndarray | torch.Tensor) -> np.ndarray:
+    return x.detach().double().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
 
 
 def spectral_snr_db(reference: np.ndarray, test: np.ndarray, n_fft: int = 1024, hop: int = 256) -> float:
