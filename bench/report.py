@@ -10,9 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from bench.workload import Plan
+
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS_MD = ROOT / "BENCHMARKS.md"
 COMMAND = ".venv/bin/python -m bench.run"
+FULL = Plan(quick=False)  # what a full run measures
+TOP_LEVEL = FULL.levels[-1]
 # "never slower" is checked with this much measurement noise allowed (2 cores, a handful of requests).
 NOISE = 0.05
 
@@ -40,19 +44,21 @@ What runs, in one process, on the same machine, one system at a time:
   requests per level (`--request-count`).
 - **batching on vs off, alternating** (`bench/batching_ab.py`): both stacks up at once, measured back
   to back at each perf_analyzer concurrency with a closed loop of tritonclient calls, the first of each
-  pair alternating, 5 rounds. The on and off phases above run minutes apart and their ratio carries the
-  machine's drift; the "never slower" target is judged on this one.
+  pair alternating, {FULL.ab_rounds} rounds. The on and off phases above run minutes apart and their
+  ratio carries the machine's drift; the "never slower" target is judged on this one.
 
 Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 words, and a 100-word
-request). Full mode: concurrency 1 = 6 sentences spread over 3 to 40 words (these are also
-perf_analyzer's input data and the direct Triton calls); concurrency 16 = 16 one-sentence requests of
-3 to 74 words, short and long interleaved, closed loop; perf_analyzer at 1, 2, 4, 8, 16 with
-2 x max(concurrency, 6) requests per level; gateway overhead from 24 pairs of the shortest sentences
-(gateway vs tritonclient, each minus that request's time inside Triton from its per-request trace). If
-the stack cannot start with its compiled fast path, it is measured with `PATTERN_TTS_COMPILE=false`
-and the start-up error is shown below. All HTTP
-responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the end;
-the 100-word request is sent 3 times each way, one after another, and the median reported).
+request). Full mode: concurrency 1 = {FULL.c1_sentences} sentences spread over 3 to {FULL.c1_max_words}
+words (these are also perf_analyzer's input data and the direct Triton calls); concurrency
+{TOP_LEVEL} = {FULL.level_requests[TOP_LEVEL]} one-sentence requests of 3 to 74 words, short and long
+interleaved, closed loop; perf_analyzer at {", ".join(map(str, FULL.perf_levels))} with
+2 x max(concurrency, {FULL.c1_sentences}) requests per level; gateway overhead from
+{FULL.overhead_pairs} pairs of the shortest sentences (gateway vs tritonclient, each minus that
+request's time inside Triton from its per-request trace). If the stack cannot start with its compiled
+fast path, it is measured with `PATTERN_TTS_COMPILE=false` and the start-up error is shown below. All
+HTTP responses are streamed `pcm` (the 100-word non-streamed figure is a `wav` response read to the
+end; the 100-word request is sent {FULL.request_100_repeats} times each way, one after another, and
+the median reported).
 RTF = sum of request latencies / seconds of audio at concurrency 1 (lower is better). Stall = seconds
 a player that starts at a response's first byte waits for audio. Peak RSS is the
 sampled peak of the sum over the whole process tree (launcher, tritonserver, python stubs, gateway).
