@@ -4,8 +4,9 @@ For a bare GPU machine: it needs a ``tritonserver`` with the python backend, tor
 this repository; the client is the standard library only. For each mode it renders the kokoro model
 of ``model_repository/`` (KIND_GPU; on: ``max_batch_size`` 16 with dynamic batching, off: 1 with no
 queue delay, as ``bench.run`` does), starts tritonserver on free loopback ports, sends the corpus
-workload of ``bench.gpu`` at each concurrency, prints audio seconds per wall second and latency
-percentiles, and writes ``bench/results/gpu-triton-<date>.json`` (or ``--out``).
+workload of ``bench.gpu`` at each concurrency, prints audio seconds per wall second, latency
+percentiles and, from Triton's metrics, the mean batch size and each request's milliseconds queued
+and computing, and writes ``bench/results/gpu-triton-<date>.json`` (or ``--out``).
 
     python -m bench.gpu_triton --tritonserver PATH --backend-dir DIR [--weights DIR]
 
@@ -21,6 +22,7 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import socket
 import statistics
@@ -55,7 +57,8 @@ def render_kokoro(dest: Path, weights: Path, mode: str, args: argparse.Namespace
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     config = repository / "kokoro" / "config.pbtxt"
     config.write_text(string.Template(config.read_text()).substitute(
-        weights_dir=str(weights), instance_count="1", instance_kind=f"KIND_{args.kind.upper()}", threads="0",
+        weights_dir=str(weights), instance_count=str(args.instances), instance_kind=f"KIND_{args.kind.upper()}",
+        threads="0",
         batch_decoder="auto", compile=args.compile, precision=args.precision,
         compile_cache_dir=str(dest / "compile"), priority_levels="0", **MODES[mode],
     ))  # fmt: skip
@@ -99,8 +102,41 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> 
     raise RuntimeError(f"kokoro not ready after {timeout_s} s")
 
 
-def load(url: str, items: list[str], voice: str, concurrency: int) -> dict[str, float]:
-    """All ``items`` at ``concurrency`` requests in flight."""
+# Triton's per-model counters (cumulative): requests, executions (batches) and microseconds spent
+COUNTERS = ("nv_inference_request_success", "nv_inference_exec_count", "nv_inference_queue_duration_us",
+            "nv_inference_compute_input_duration_us", "nv_inference_compute_infer_duration_us",
+            "nv_inference_compute_output_duration_us")  # fmt: skip
+
+
+def kokoro_counters(metrics_url: str) -> dict[str, float]:
+    """The kokoro model's ``COUNTERS`` from Triton's Prometheus endpoint."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    values = {}
+    for name in COUNTERS:
+        m = re.search(rf'^{name}{{[^}}]*model="kokoro"[^}}]*}} ([0-9.e+]+)', text, re.M)
+        values[name] = float(m.group(1)) if m else 0.0
+    return values
+
+
+def server_side(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    """What Triton saw between two counter readings: mean batch size and per-request milliseconds
+    queued and computing (the python backend's input, execute and output, shared by a batch)."""
+    delta = {name: after[name] - before[name] for name in COUNTERS}
+    requests, executions = delta["nv_inference_request_success"], delta["nv_inference_exec_count"]
+    if not requests or not executions:
+        return {}
+    compute_us = sum(delta[f"nv_inference_compute_{part}_duration_us"] for part in ("input", "infer", "output"))
+    return {
+        "mean_batch": round(requests / executions, 2),
+        "queue_ms_per_request": round(delta["nv_inference_queue_duration_us"] / requests / 1000, 1),
+        "compute_ms_per_request": round(compute_us / requests / 1000, 1),  # its whole batch's execution
+    }
+
+
+def load(url: str, metrics_url: str, items: list[str], voice: str, concurrency: int) -> dict[str, float]:
+    """All ``items`` at ``concurrency`` requests in flight, and what Triton saw of them."""
+    before = kokoro_counters(metrics_url)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(lambda p: infer(url, p, voice), items))
@@ -115,16 +151,17 @@ def load(url: str, items: list[str], voice: str, concurrency: int) -> dict[str, 
         "audio_s_per_s": round(audio / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
         "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1),
+        **server_side(before, kokoro_counters(metrics_url)),
     }
 
 
 def run_mode(args: argparse.Namespace, work: Path, weights: Path, voice: str, mode: str) -> dict:
     repository = render_kokoro(work, weights, mode, args)
-    http = free_port()
+    http, metrics = free_port(), free_port()
     log_path = work / f"triton-{mode}.log"
     command = [args.tritonserver, f"--model-repository={repository}", f"--backend-directory={args.backend_dir}",
                "--http-address=127.0.0.1", f"--http-port={http}", f"--grpc-port={free_port()}",
-               f"--metrics-port={free_port()}", "--strict-readiness=true", "--exit-on-error=true",
+               f"--metrics-port={metrics}", "--strict-readiness=true", "--exit-on-error=true",
                "--backend-config=python,shm-default-byte-size=16777216",
                "--backend-config=python,shm-growth-byte-size=16777216",
                f"--log-verbose={args.log_verbose}"]  # fmt: skip
@@ -135,7 +172,7 @@ def run_mode(args: argparse.Namespace, work: Path, weights: Path, voice: str, mo
         ready_s = wait_ready(url, process, args.startup_timeout)
         items = workload(args.items)
         infer(url, items[0], voice)  # first call: CUDA context and allocator warm-up
-        rows = [load(url, items, voice, c) for c in args.concurrency]
+        rows = [load(url, f"http://127.0.0.1:{metrics}/metrics", items, voice, c) for c in args.concurrency]
     finally:
         process.terminate()
         try:
@@ -154,6 +191,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="weights directory (default: full-size random)")
     parser.add_argument("--kind", default="gpu", choices=["gpu", "cpu"], help="instance kind (cpu: a smoke test)")
     parser.add_argument("--voice", default=None)
+    parser.add_argument("--instances", type=int, default=1, help="kokoro model instances (instance_group count)")
     parser.add_argument("--items", type=int, default=64, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 4, 16])
     parser.add_argument("--compile", default="auto,false", help="comma list of the compile setting: one run each")
@@ -182,6 +220,7 @@ def main() -> None:
             "kind": args.kind,
             "compile": compile_,
             "precision": args.precision,
+            "instances": args.instances,
             # Each variant renders its repositories and writes its logs in a directory of its own.
             "modes": [run_mode(args, variant_dir, weights, voice, mode) for mode in args.modes.split(",")],
         }
@@ -201,13 +240,15 @@ def device_name(kind: str) -> str:
 
 
 def print_run(run: dict) -> None:
-    print(f"\nkokoro on Triton, KIND_{run['kind'].upper()} ({run['weights_kind']}; compile={run['compile']}, "
-          f"precision={run['precision']})")  # fmt: skip
-    print(f"{'batching':>8} {'conc':>4} {'audio s/s':>9} {'p50 ms':>8} {'p95 ms':>8}")
+    print(f"\nkokoro on Triton, {run.get('instances', 1)} x KIND_{run['kind'].upper()} ({run['weights_kind']}; "
+          f"compile={run['compile']}, precision={run['precision']})")  # fmt: skip
+    print(f"{'batching':>8} {'conc':>4} {'audio s/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'batch':>6} "
+          f"{'queue ms':>8} {'compute ms':>10}")  # fmt: skip
     for mode in run["modes"]:
         for row in mode["rows"]:
             print(f"{mode['mode']:>8} {row['concurrency']:>4} {row['audio_s_per_s']:>9} "
-                  f"{row['p50_ms']:>8} {row['p95_ms']:>8}")  # fmt: skip
+                  f"{row['p50_ms']:>8} {row['p95_ms']:>8} {row.get('mean_batch', ''):>6} "
+                  f"{row.get('queue_ms_per_request', ''):>8} {row.get('compute_ms_per_request', ''):>10}")  # fmt: skip
     by_mode = {m["mode"]: {r["concurrency"]: r["audio_s_per_s"] for r in m["rows"]} for m in run["modes"]}
     if {"on", "off"} <= by_mode.keys():
         gains = {c: round(by_mode["on"][c] / by_mode["off"][c], 2) for c in by_mode["on"] if c in by_mode["off"]}

@@ -600,6 +600,7 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     if not runs:
         return "## GPU through Triton\n\nNo run yet: `python -m bench.gpu_triton` on a GPU machine.\n"
     data = json.loads(runs[-1].read_text())
+    server = "mean_batch" in data["runs"][0]["modes"][0]["rows"][0]  # Triton's counters, where recorded
     rows = []
     for run in data["runs"]:
         variant = _gpu_variant(run)
@@ -607,7 +608,9 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         for c, on in by_mode["on"].items():
             off = by_mode["off"][c]
             gain = f"{on['audio_s_per_s'] / off['audio_s_per_s']:.2f}x"
-            rows.append([variant, c, on["audio_s_per_s"], off["audio_s_per_s"], gain, on["p50_ms"], off["p50_ms"]])
+            rows.append([variant, c, on["audio_s_per_s"], off["audio_s_per_s"], gain, on["p50_ms"], off["p50_ms"]]
+                        + ([on["mean_batch"], on["queue_ms_per_request"], on["compute_ms_per_request"]] if server
+                           else []))  # fmt: skip
     first = data["runs"][0]
     earlier = [
         f"`{shown(path)}`: "
@@ -632,9 +635,42 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         " over Triton's HTTP API. On: max batch 16 with dynamic batching; off: max batch 1."
         f" Raw results: `{shown(runs[-1])}`.\n\n"
         + _table(["variant", "concurrency", "on: audio s / s", "off: audio s / s", "on / off", "on: p50 ms",
-                  "off: p50 ms"], rows)  # fmt: skip
+                  "off: p50 ms"] + (["on: mean batch", "on: queue ms", "on: batch compute ms"] if server else []),
+                 rows)  # fmt: skip
         + "\n"
+        + (
+            "\nFrom Triton's counters over each level: mean batch = requests / executions; queue ms = each"
+            " request's wait in Triton's queue; batch compute ms = the execution each request was in (input,"
+            " execute, output).\n"
+            if server
+            else ""
+        )
         + spread
+        + gpu_instances_markdown(results_dir)
+    )
+
+
+def gpu_instances_markdown(results_dir: Path) -> str:
+    """The latest ``bench/gpu_triton.py --instances`` comparison (``gpu-instances-<date>.json``)."""
+    latest = latest_results(results_dir, "gpu-instances-*.json")
+    if latest is None:
+        return ""
+    path, data = latest
+    rows = [
+        [run["instances"], r["concurrency"], r["audio_s_per_s"], r["p50_ms"], r["p95_ms"], r["mean_batch"],
+         r["queue_ms_per_request"], r["compute_ms_per_request"]]
+        for run in sorted(data["runs"], key=lambda run: run["instances"])
+        for r in run["modes"][0]["rows"]
+    ]  # fmt: skip
+    return (
+        f"\n### Instances of the kokoro model on one GPU ({data['date']})\n\n"
+        f"Raw results: `{shown(path)}`. {data['note']}.\n\n"
+        + _table(["instances", "concurrency", "audio s / s", "p50 ms", "p95 ms", "mean batch", "queue ms",
+                  "batch compute ms"], rows)  # fmt: skip
+        + "\n\nWith one instance, a closed loop of clients falls into a few batches that take turns (the mean batch"
+        " stays well below the 16 allowed): the requests of a batch come back together and queue together behind"
+        " the next one."
+        " A second instance runs while the first one's responses travel, so the GPU idles less.\n"
     )
 
 

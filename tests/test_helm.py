@@ -517,6 +517,8 @@ def test_gpu_preset(chart) -> None:
     triton, gateway = cs["triton"], cs["gateway"]
     assert triton["image"] == gateway["image"] == "pattern-tts:0.1.0-gpu"
     assert env_of(triton)["PATTERN_TTS_DEVICE"] == "cuda"  # -> KIND_GPU instances
+    assert env_of(triton)["PATTERN_TTS_INSTANCE_COUNT"] == "2"  # measured: 1.5x one instance on an H200
+    assert env_of(triton)["PATTERN_TTS_MAX_BATCH_SIZE"] == "16"
     assert triton["resources"]["limits"]["nvidia.com/gpu"] == 1
     assert "nvidia.com/gpu" not in gateway["resources"].get("limits", {})
     assert env_of(gateway)["NVIDIA_VISIBLE_DEVICES"] == "void"
