@@ -44,7 +44,9 @@ SILENCE_SAMPLES = SAMPLE_RATE // 10  # what an input with nothing to say becomes
 INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 # The first chunk is cut into growing pieces at sentence or clause ends: the first at least this
 # many phonemes (its audio is ready early), each next one at least LEAD_GROWTH times the one before
-# (it is synthesised while the one before plays); see `split_lead`.
+# (it is synthesised while the one before plays); see `split_lead`. Only while the model has little
+# else to do (`lead_split_max_in_flight`): queued behind other work a piece is not early anyway, and
+# each piece costs Kokoro's edge silences.
 LEAD_MIN_PHONEMES = 12
 LEAD_GROWTH = 3
 # Kokoro starts an input with about 300 ms of silence and ends it with about 650 ms, as at the end of
@@ -302,7 +304,7 @@ class SpeechService:
             chunks = await self.triton.g2p(req.input, self.g2p_lang(req, voice))
         chunks = [c for c in chunks if c.phonemes.strip()]
         joins: list[Join] = ["chunk" if c.continues_paragraph else "paragraph" for c in chunks]
-        if chunks:
+        if chunks and self.triton.kokoro_in_flight <= self.settings.lead_split_max_in_flight:
             pieces = split_lead(chunks[0])
             chunks = pieces + chunks[1:]
             joins = joins[:1] + ["piece"] * (len(pieces) - 1) + joins[1:]

@@ -103,6 +103,7 @@ class TritonClient:
         self.grpc_url = grpc_url
         self.window = window
         self.head_start_s = head_start_s
+        self.kokoro_in_flight = 0  # kokoro calls sent and not yet answered
         self._timeout_s = timeout_s
         self._client = InferenceServerClient(grpc_url)
         self._health = aiohttp.ClientSession(
@@ -150,12 +151,15 @@ class TritonClient:
         ]
         if job.seed is not None:
             inputs.append(_scalar_input("seed", job.seed, "INT64", np.int64))
+        self.kokoro_in_flight += 1
         try:
             result = await self._client.infer(
                 KOKORO_MODEL, inputs, priority=job.priority, client_timeout=self._timeout_s
             )
         except Exception as exc:
             raise from_triton(exc, KOKORO_MODEL) from None
+        finally:
+            self.kokoro_in_flight -= 1
         waveform = result.as_numpy("waveform")
         durations = result.as_numpy("durations")
         if waveform is None or durations is None:

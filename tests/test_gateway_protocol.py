@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from types import SimpleNamespace
 from typing import Any, cast
 
 import numpy as np
@@ -228,9 +229,27 @@ def silent_tail(result: Synthesized) -> int:
     return len(result.waveform) // FRAME_SAMPLES - (int(np.flatnonzero(result.waveform)[-1]) // FRAME_SAMPLES + 1)
 
 
+def idle_triton(in_flight: int = 0) -> TritonClient:
+    """Stands in for the client where `prepare` needs no call (phoneme input): its load only."""
+    return cast(TritonClient, SimpleNamespace(kokoro_in_flight=in_flight))
+
+
+def test_prepare_cuts_pieces_only_while_the_model_has_little_else_to_do() -> None:
+    phonemes = "wˈʌn tˈu θɹˈi fˈɔɹ, fˈIv sˈɪks sˈɛvən ˈAt, nˈIn tˈɛn ɪlˈɛvən twˈɛlv."
+    request = _req(input=phonemes, input_type="phonemes")
+
+    def chunks(in_flight: int, limit: int) -> int:
+        service = SpeechService(Settings(lead_split_max_in_flight=limit), idle_triton(in_flight), VoiceCatalogue(None))
+        return len(asyncio.run(service.prepare(request, {})).chunks)
+
+    assert chunks(in_flight=0, limit=0) >= 2  # idle: pieces, the first audio comes early
+    assert chunks(in_flight=1, limit=0) == 1  # busy: one chunk, no edge silences to synthesise and trim
+    assert chunks(in_flight=3, limit=3) >= 2
+
+
 def test_prepare_says_how_each_chunk_follows_the_one_before() -> None:
     """split_lead's pieces, then the chunks the 510-phoneme limit cut; trimmed where they meet."""
-    service = SpeechService(Settings(), cast(TritonClient, None), VoiceCatalogue(None))  # phonemes: no G2P call
+    service = SpeechService(Settings(), idle_triton(), VoiceCatalogue(None))  # phonemes: no G2P call
     phonemes = " ".join(["wˈʌn tˈu θɹˈi fˈɔɹ."] * 40)  # 760 symbols: two chunks of at most 510
     prep = asyncio.run(service.prepare(_req(input=phonemes, input_type="phonemes"), {}))
     pieces = len(prep.chunks) - 1  # the first chunk's pieces, then the second chunk
