@@ -821,6 +821,33 @@ def batching_ab_markdown(data: dict[str, Any] | None = None, level: str = "##") 
     )
 
 
+def lead_split_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/lead_split.py`` results: lead pieces always, or only while the model is idle."""
+    latest = latest_results(results_dir, "lead-split-*.json")
+    if latest is None:
+        return "## Lead pieces under load\n\nNo run yet: `.venv/bin/python -m bench.lead_split`.\n"
+    path, data = latest
+    rows = [
+        [name, m["audio_s_per_wall_s"], m["latency_p50_s"], m["latency_p95_s"], m["ttfb_p50_s"], m["stall_p95_s"],
+         m["failed"], " / ".join(str(r["audio_s_per_wall_s"]) for r in data["rounds"] if r["variant"] == name),
+         " / ".join(map(str, data["request_100_words"][name]["ttfb_s"]))]
+        for name, m in data["summary"].items()
+    ]  # fmt: skip
+    rounds = len(data["rounds"]) // len(data["summary"])
+    return (
+        f"## Lead pieces under load ({data['date']})\n\n"
+        f"`python -m bench.lead_split` (`bench/lead_split.py`): two stacks up at once, the same code and weights"
+        f" ({data['weights']}), measured in alternation, {rounds} rounds of the suite's {data['concurrency']}"
+        " one-sentence requests at once (streamed pcm), then the 100-word request streamed on each. \"pieces"
+        " always\" cuts every request's first chunk into growing pieces (`PATTERN_TTS_LEAD_SPLIT_MAX_IN_FLIGHT"
+        "=1000`); the default cuts only while no other kokoro call is in flight. Each piece is synthesised with"
+        f" Kokoro's silences at both ends, then trimmed. Raw results: `{shown(path)}`.\n\n"
+        + _table(["variant", "audio s / s (median)", "p50 s", "p95 s", "first byte p50 s", "stall p95 s", "failed",
+                  "audio s / s per round", "100 words, first byte s"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
 def int8_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/int8_convs.py`` results: int8 resblock convolutions, speed and fidelity."""
     latest = latest_results(results_dir, "int8-convs-*.json")
@@ -846,7 +873,7 @@ def int8_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 def write_benchmarks_md(text: str) -> None:
     sections = [text, stream_pieces_markdown(), chunk_limit_markdown(), scheduling_markdown(), allocator_markdown(),
-                int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+                lead_split_markdown(), int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

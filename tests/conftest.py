@@ -146,9 +146,15 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
 @pytest.fixture(scope="session")
 def stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """``pattern-tts serve`` on the tiny model, shared by the tests of a session."""
-    # A longer batching window than production makes batch formation in tests deterministic.
+    # A longer batching window than production makes batch formation in tests deterministic. Lead
+    # pieces whatever the load: a request is then cut the same alone and among others, and tests
+    # compare the two (the load rule itself: test_gateway_protocol.py).
     with serve_stack(
-        tiny_weights_dir, tmp_path_factory.mktemp("stack"), max_queue_delay_us=20000, max_input_chars=30000
+        tiny_weights_dir,
+        tmp_path_factory.mktemp("stack"),
+        max_queue_delay_us=20000,
+        max_input_chars=30000,
+        lead_split_max_in_flight=1000,
     ) as running:
         yield running
 

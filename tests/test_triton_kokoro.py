@@ -47,6 +47,7 @@ def batched_decoder_stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempP
         max_queue_delay_us=20000,
         batch_decoder="true",
         stream_priority="true",
+        lead_split_max_in_flight=1000,  # as the shared stack: cut alike alone and among others
     ) as running:
         yield running
 
