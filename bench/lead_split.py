@@ -8,7 +8,8 @@ the default (0) only while no other kokoro call of the gateway is in flight; 100
 Both stacks are started (``pattern-tts serve``, same code, same weights) and measured in
 alternation, ``--rounds`` times: the suite's concurrency-16 set of one-sentence requests (streamed
 pcm), then the 100-word request streamed 3 times on each stack (its first byte is the target that
-the pieces serve). Prints the figures and writes ``bench/results/lead-split-<date>.json``.
+the pieces serve), while each stack's peak RSS (its whole process tree) is sampled. Prints the
+figures and writes ``bench/results/lead-split-<date>.json``.
 
     .venv/bin/python -m bench.lead_split [--weights DIR] [--rounds 3]
 
@@ -62,6 +63,7 @@ def main() -> None:
                 procs.wait_ready(f"{ports.url}/ready", process, log_path, 1200)
                 loadgen.run(stacks[name][1], work.bodies(work.c1[:2]), 1)  # warm-up
                 log(f"{name}: ready")
+            monitors = {name: procs.RssMonitor(process.pid).__enter__() for name, (process, _) in stacks.items()}
             for r in range(args.rounds):
                 order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
                 for name in order:
@@ -76,18 +78,22 @@ def main() -> None:
                     "ttfb_s": [round(x["ttfb_s"], 3) for x in streamed["records"]],
                     "total_s": [round(x["latency_s"], 2) for x in streamed["records"]],
                 }
+            for name, monitor in monitors.items():
+                monitor.__exit__(None, None, None)
+                out.setdefault("peak_rss_mib", {})[name] = monitor.result()["peak_total_mib"]
     finally:
         for process, _ in stacks.values():
             procs.stop(process)
     print(f"\nconcurrency {LEVEL}, {len(work.levels[LEVEL])} one-sentence requests, {kind}; median of {args.rounds}")
-    print(f"{'variant':28s} {'audio s/s':>9s} {'p50 s':>6s} {'p95 s':>6s} {'ttfb p50':>8s} {'stall p95':>9s}")
+    print(f"{'variant':28s} {'audio s/s':>9s} {'p50 s':>6s} {'p95 s':>6s} {'ttfb p50':>8s} {'stall p95':>9s} "
+          f"{'peak RSS MiB':>12s}")  # fmt: skip
     out["summary"] = {}
     for name in VARIANTS:
         rows = [row for row in out["rounds"] if row["variant"] == name]
         med = {k: round(statistics.median(row[k] for row in rows), 3) for k in KEYS}
         out["summary"][name] = med
         print(f"{name:28s} {med['audio_s_per_wall_s']:9.2f} {med['latency_p50_s']:6.1f} {med['latency_p95_s']:6.1f} "
-              f"{med['ttfb_p50_s']:8.2f} {med['stall_p95_s']:9.2f}")  # fmt: skip
+              f"{med['ttfb_p50_s']:8.2f} {med['stall_p95_s']:9.2f} {out['peak_rss_mib'][name]:12.0f}")  # fmt: skip
     for name, figures in out["request_100_words"].items():
         print(f"100 words streamed, {name}: first byte {figures['ttfb_s']} s, total {figures['total_s']} s")
     path = RESULTS / f"lead-split-{dt.date.today().isoformat()}.json"

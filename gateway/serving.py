@@ -49,6 +49,10 @@ INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 # each piece costs Kokoro's edge silences.
 LEAD_MIN_PHONEMES = 12
 LEAD_GROWTH = 3
+# While the model is busy the first chunk is not cut into growing pieces; one longer than this is
+# still cut once, at the first sentence or clause end past its middle (`halve_long`): the decoder's
+# memory grows with an item's length, and the growing pieces had kept each item short.
+LONG_CHUNK_PHONEMES = 200
 # Kokoro starts an input with about 300 ms of silence and ends it with about 650 ms, as at the end of
 # a paragraph. Where the gateway cut a paragraph, a chunk keeps KEEP_TAIL_FRAMES[join] after its last
 # audible sample (above SILENCE_LEVEL, -60 dBFS) and the next one KEEP_LEAD_FRAMES before its first
@@ -111,6 +115,15 @@ def split_lead(
         pieces.append(lead)
         need = growth * len(lead.phonemes)
     return [*pieces, chunk]
+
+
+def halve_long(chunk: Chunk, longest: int = LONG_CHUNK_PHONEMES) -> list[Chunk]:
+    """A chunk longer than `longest` phonemes cut once, at the first sentence or clause end past its
+    middle; a shorter one (or one with no such end) as it is."""
+    if len(chunk.phonemes) <= longest:
+        return [chunk]
+    cut = _cut_at(chunk, _LEAD_END, len(chunk.phonemes) // 2)
+    return list(cut) if cut else [chunk]
 
 
 def _cut_at(chunk: Chunk, ends: re.Pattern[str], min_phonemes: int) -> tuple[Chunk, Chunk] | None:
@@ -304,8 +317,9 @@ class SpeechService:
             chunks = await self.triton.g2p(req.input, self.g2p_lang(req, voice))
         chunks = [c for c in chunks if c.phonemes.strip()]
         joins: list[Join] = ["chunk" if c.continues_paragraph else "paragraph" for c in chunks]
-        if chunks and self.triton.kokoro_in_flight <= self.settings.lead_split_max_in_flight:
-            pieces = split_lead(chunks[0])
+        if chunks:
+            idle = self.triton.kokoro_in_flight <= self.settings.lead_split_max_in_flight
+            pieces = split_lead(chunks[0]) if idle else halve_long(chunks[0])
             chunks = pieces + chunks[1:]
             joins = joins[:1] + ["piece"] * (len(pieces) - 1) + joins[1:]
         base = req.seed or 0

@@ -20,6 +20,8 @@ from gateway.serving import (
     KEEP_LEAD_FRAMES,
     KEEP_TAIL_FRAMES,
     SpeechService,
+    halve_long,
+    phoneme_words,
     split_lead,
     split_phonemes,
     trim_silence,
@@ -245,6 +247,17 @@ def test_prepare_cuts_pieces_only_while_the_model_has_little_else_to_do() -> Non
     assert chunks(in_flight=0, limit=0) >= 2  # idle: pieces, the first audio comes early
     assert chunks(in_flight=1, limit=0) == 1  # busy: one chunk, no edge silences to synthesise and trim
     assert chunks(in_flight=3, limit=3) >= 2
+
+
+def test_halve_long_cuts_a_long_chunk_once_past_its_middle() -> None:
+    ph = ", ".join(["wˈʌn tˈu θɹˈi"] * 20) + "."  # 20 clauses, 279 symbols
+    words = phoneme_words(ph)
+    first, second = halve_long(Chunk("text", ph, words))
+    assert len(ph) // 2 <= len(first.phonemes) < len(ph) // 2 + 16
+    assert f"{first.phonemes} {second.phonemes}" == ph
+    assert [w.word for w in (*first.words, *second.words)] == [w.word for w in words]
+    short = Chunk("text", ph[:150], phoneme_words(ph[:150]))
+    assert halve_long(short) == [short]
 
 
 def test_prepare_says_how_each_chunk_follows_the_one_before() -> None:
