@@ -22,7 +22,6 @@ import concurrent.futures
 import datetime as dt
 import json
 import os
-import re
 import shutil
 import socket
 import statistics
@@ -36,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu import workload
+from bench.triton_metrics import EXECUTIONS, REQUESTS, kokoro_counters
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -103,27 +103,15 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout_s: float) -> 
 
 
 # Triton's per-model counters (cumulative): requests, executions (batches) and microseconds spent
-COUNTERS = ("nv_inference_request_success", "nv_inference_exec_count", "nv_inference_queue_duration_us",
-            "nv_inference_compute_input_duration_us", "nv_inference_compute_infer_duration_us",
-            "nv_inference_compute_output_duration_us")  # fmt: skip
-
-
-def kokoro_counters(metrics_url: str) -> dict[str, float]:
-    """The kokoro model's ``COUNTERS`` from Triton's Prometheus endpoint."""
-    with urllib.request.urlopen(metrics_url, timeout=5) as response:
-        text = response.read().decode()
-    values = {}
-    for name in COUNTERS:
-        m = re.search(rf'^{name}{{[^}}]*model="kokoro"[^}}]*}} ([0-9.e+]+)', text, re.M)
-        values[name] = float(m.group(1)) if m else 0.0
-    return values
+COUNTERS = (REQUESTS, EXECUTIONS, "nv_inference_queue_duration_us", "nv_inference_compute_input_duration_us",
+            "nv_inference_compute_infer_duration_us", "nv_inference_compute_output_duration_us")  # fmt: skip
 
 
 def server_side(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     """What Triton saw between two counter readings: mean batch size and per-request milliseconds
     queued and computing (the python backend's input, execute and output, shared by a batch)."""
     delta = {name: after[name] - before[name] for name in COUNTERS}
-    requests, executions = delta["nv_inference_request_success"], delta["nv_inference_exec_count"]
+    requests, executions = delta[REQUESTS], delta[EXECUTIONS]
     if not requests or not executions:
         return {}
     compute_us = sum(delta[f"nv_inference_compute_{part}_duration_us"] for part in ("input", "infer", "output"))
@@ -136,7 +124,7 @@ def server_side(before: dict[str, float], after: dict[str, float]) -> dict[str, 
 
 def load(url: str, metrics_url: str, items: list[str], voice: str, concurrency: int) -> dict[str, float]:
     """All ``items`` at ``concurrency`` requests in flight, and what Triton saw of them."""
-    before = kokoro_counters(metrics_url)
+    before = kokoro_counters(metrics_url, COUNTERS)
     start = time.perf_counter()
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(lambda p: infer(url, p, voice), items))
@@ -151,7 +139,7 @@ def load(url: str, metrics_url: str, items: list[str], voice: str, concurrency: 
         "audio_s_per_s": round(audio / wall, 1),
         "p50_ms": round(1000 * statistics.median(latencies), 1),
         "p95_ms": round(1000 * latencies[min(len(latencies) - 1, int(0.95 * len(latencies)))], 1),
-        **server_side(before, kokoro_counters(metrics_url)),
+        **server_side(before, kokoro_counters(metrics_url, COUNTERS)),
     }
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -15,6 +14,8 @@ from typing import Any
 import httpx
 import numpy as np
 import tritonclient.http as httpclient
+
+from bench.triton_metrics import EXECUTIONS, REQUESTS, kokoro_counters
 
 SAMPLE_RATE = 24_000
 
@@ -70,17 +71,6 @@ def write_input_data(path: Path, phonemes: list[str], voice: str) -> Path:
     return path
 
 
-def kokoro_counters(metrics_url: str) -> tuple[float, float]:
-    """(successful requests, executions) of the kokoro model from Triton's metrics."""
-    text = httpx.get(metrics_url, timeout=5).text
-
-    def value(metric: str) -> float:
-        m = re.search(rf'^{metric}\{{[^}}]*model="kokoro"[^}}]*\}} ([0-9.e+]+)', text, re.M)
-        return float(m.group(1)) if m else 0.0
-
-    return value("nv_inference_request_success"), value("nv_inference_exec_count")
-
-
 def perf_analyzer(
     binary: Path,
     url: str,
@@ -122,7 +112,7 @@ def perf_analyzer(
         "wall_s": round(wall, 2),
         "command": " ".join(args),
     }
-    requests, executions = after[0] - before[0], after[1] - before[1]
+    requests, executions = after[REQUESTS] - before[REQUESTS], after[EXECUTIONS] - before[EXECUTIONS]
     out["server_requests"] = requests
     out["server_executions"] = executions
     out["mean_batch"] = round(requests / executions, 2) if executions else None
