@@ -19,6 +19,7 @@ It holds ``/tmp/pattern-tts-bench.lock`` while it measures, as ``bench.run`` doe
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import statistics
@@ -30,7 +31,7 @@ from typing import Any
 from bench import loadgen, procs
 from bench.procs import log
 from bench.stack import StackPorts, stack_env, start_stack
-from bench.workload import Plan, make_workload, resolve_weights
+from bench.workload import Plan, Workload, make_workload, resolve_weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
 VARIANTS = {
@@ -63,28 +64,41 @@ def main() -> None:
                 procs.wait_ready(f"{ports.url}/ready", process, log_path, 1200)
                 loadgen.run(stacks[name][1], work.bodies(work.c1[:2]), 1)  # warm-up
                 log(f"{name}: ready")
-            monitors = {name: procs.RssMonitor(process.pid).__enter__() for name, (process, _) in stacks.items()}
-            for r in range(args.rounds):
-                order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
-                for name in order:
-                    level = loadgen.run(stacks[name][1], work.bodies(work.levels[LEVEL]), LEVEL)
-                    row = {"round": r, "variant": name, **{k: level[k] for k in KEYS}}
-                    out["rounds"].append(row)
-                    log(json.dumps(row))
-            for name in VARIANTS:
-                body = (work.body(work.text_100, "pcm"), len(work.text_100.split()))
-                streamed = loadgen.run(stacks[name][1], [body] * plan.request_100_repeats, 1)
-                out["request_100_words"][name] = {
-                    "ttfb_s": [round(x["ttfb_s"], 3) for x in streamed["records"]],
-                    "total_s": [round(x["latency_s"], 2) for x in streamed["records"]],
-                }
-            for name, monitor in monitors.items():
-                monitor.__exit__(None, None, None)
-                out.setdefault("peak_rss_mib", {})[name] = monitor.result()["peak_total_mib"]
+            with contextlib.ExitStack() as sampling:
+                monitors = {name: sampling.enter_context(procs.RssMonitor(process.pid))
+                            for name, (process, _) in stacks.items()}  # fmt: skip
+                measure(work, stacks, args.rounds, plan.request_100_repeats, out)
+            out["peak_rss_mib"] = {name: monitor.result()["peak_total_mib"] for name, monitor in monitors.items()}
     finally:
         for process, _ in stacks.values():
             procs.stop(process)
-    print(f"\nconcurrency {LEVEL}, {len(work.levels[LEVEL])} one-sentence requests, {kind}; median of {args.rounds}")
+    report(work, kind, args.rounds, out)
+
+
+def measure(
+    work: Workload, stacks: dict[str, tuple[subprocess.Popen[bytes], str]], rounds: int, repeats: int,
+    out: dict[str, Any],
+) -> None:  # fmt: skip
+    """The c=16 set on each stack in alternation, ``rounds`` times, then the 100-word request."""
+    for r in range(rounds):
+        order = list(VARIANTS) if r % 2 == 0 else list(reversed(VARIANTS))
+        for name in order:
+            level = loadgen.run(stacks[name][1], work.bodies(work.levels[LEVEL]), LEVEL)
+            row = {"round": r, "variant": name, **{k: level[k] for k in KEYS}}
+            out["rounds"].append(row)
+            log(json.dumps(row))
+    for name in VARIANTS:
+        body = (work.body(work.text_100, "pcm"), len(work.text_100.split()))
+        streamed = loadgen.run(stacks[name][1], [body] * repeats, 1)
+        out["request_100_words"][name] = {
+            "ttfb_s": [round(x["ttfb_s"], 3) for x in streamed["records"]],
+            "total_s": [round(x["latency_s"], 2) for x in streamed["records"]],
+        }
+
+
+def report(work: Workload, kind: str, rounds: int, out: dict[str, Any]) -> None:
+    """Print the medians and write the results file."""
+    print(f"\nconcurrency {LEVEL}, {len(work.levels[LEVEL])} one-sentence requests, {kind}; median of {rounds}")
     print(f"{'variant':28s} {'audio s/s':>9s} {'p50 s':>6s} {'p95 s':>6s} {'ttfb p50':>8s} {'stall p95':>9s} "
           f"{'peak RSS MiB':>12s}")  # fmt: skip
     out["summary"] = {}
