@@ -56,7 +56,6 @@ def masked_add(x: Tensor, y: Tensor, mask: Tensor) -> Tensor:
     return x + y * mask
 
 
-
 class Fused:
     """The element-wise functions, eager or compiled (Inductor, dynamic shapes)."""
 
