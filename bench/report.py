@@ -830,7 +830,8 @@ def lead_split_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     rows = [
         [name, m["audio_s_per_wall_s"], m["latency_p50_s"], m["latency_p95_s"], m["ttfb_p50_s"], m["stall_p95_s"],
          m["failed"], " / ".join(str(r["audio_s_per_wall_s"]) for r in data["rounds"] if r["variant"] == name),
-         " / ".join(map(str, data["request_100_words"][name]["ttfb_s"]))]
+         " / ".join(map(str, data["request_100_words"][name]["ttfb_s"])),
+         data.get("peak_rss_mib", {}).get(name, "-")]
         for name, m in data["summary"].items()
     ]  # fmt: skip
     rounds = len(data["rounds"]) // len(data["summary"])
@@ -843,7 +844,7 @@ def lead_split_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         "=1000`); the default cuts only while no other kokoro call is in flight. Each piece is synthesised with"
         f" Kokoro's silences at both ends, then trimmed. Raw results: `{shown(path)}`.\n\n"
         + _table(["variant", "audio s / s (median)", "p50 s", "p95 s", "first byte p50 s", "stall p95 s", "failed",
-                  "audio s / s per round", "100 words, first byte s"], rows)  # fmt: skip
+                  "audio s / s per round", "100 words, first byte s", "peak RSS MiB"], rows)  # fmt: skip
         + "\n"
     )
 

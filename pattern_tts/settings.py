@@ -119,7 +119,8 @@ class Settings(BaseSettings):
         "audio comes sooner, only while at most this many of its kokoro calls are in flight. Each "
         "piece is synthesised with Kokoro's silences at both ends, then trimmed, so under load the "
         "pieces only add work: with 16 one-sentence requests at once, cutting only when idle served "
-        "5 % more audio per second and stalled streams less (bench/lead_split.py). While busy, a "
+        "as much audio per second or more in every round of two runs, and stalled streams far less "
+        "(bench/lead_split.py). While busy, a "
         "first chunk over 200 phonemes is still cut once, to bound the decoder's memory. 0: only "
         "when no other call is in flight.",
     )
