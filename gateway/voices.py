@@ -8,19 +8,23 @@ whose candidates is present is not listed):
 |---|---|
 | `af` | `af_bella+af_sarah` (equal blend; Kokoro v0.19's default voice) |
 | `am` | `am_adam` |
-| `alloy` | `af_alloy`, `af_heart`, `af_bella` |
-| `ash` | `am_michael`, `am_adam` |
-| `ballad` | `bm_george`, `bm_lewis`, `am_adam` |
-| `coral` | `af_heart`, `af_bella` |
-| `echo` | `am_echo`, `am_adam` |
-| `fable` | `bm_fable`, `bm_george`, `bf_emma` |
-| `nova` | `af_nova`, `af_sky`, `af_bella` |
-| `onyx` | `am_onyx`, `am_adam` |
-| `sage` | `af_sarah`, `af_heart` |
-| `shimmer` | `af_nicole`, `af_sky`, `af_bella` |
-| `verse` | `am_liam`, `am_puck`, `am_adam` |
-| `marin` | `af_aoede`, `af_kore`, `af_heart` |
-| `cedar` | `am_eric`, `am_fenrir`, `am_adam` |
+| `alloy` | `af_alloy`, `af_heart`, `af_bella`, `jf_alpha` |
+| `ash` | `am_michael`, `am_adam`, `jm_kumo` |
+| `ballad` | `bm_george`, `bm_lewis`, `am_adam`, `jm_kumo` |
+| `coral` | `af_heart`, `af_bella`, `jf_alpha` |
+| `echo` | `am_echo`, `am_adam`, `jm_kumo` |
+| `fable` | `bm_fable`, `bm_george`, `bf_emma`, `jm_kumo` |
+| `nova` | `af_nova`, `af_sky`, `af_bella`, `jf_nezumi` |
+| `onyx` | `am_onyx`, `am_adam`, `jm_kumo` |
+| `sage` | `af_sarah`, `af_heart`, `jf_gongitsune` |
+| `shimmer` | `af_nicole`, `af_sky`, `af_bella`, `jf_tebukuro` |
+| `verse` | `am_liam`, `am_puck`, `am_adam`, `jm_kumo` |
+| `marin` | `af_aoede`, `af_kore`, `af_heart`, `jf_alpha` |
+| `cedar` | `am_eric`, `am_fenrir`, `am_adam`, `jm_kumo` |
+
+OpenAI's names fall back, last, to the Japanese voices of the packaged weights (the default on a
+machine without the hub), so that a client that sends `alloy` unchanged (an SDK example, Home
+Assistant's key check) still gets speech; such a voice reads text without kana or kanji as English.
 
 Blends: `a+b` (equal weights) or `a(2)+b(1)` (weights positive and finite, normalised by the
 model; syntax of `pattern_tts.voice_spec`); components may be voices or aliases. The canonical spec
@@ -58,19 +62,19 @@ GENDERS: dict[str, str] = {"f": "female", "m": "male"}
 ALIASES: dict[str, tuple[str, ...]] = {
     "af": ("af_bella+af_sarah",),
     "am": ("am_adam",),
-    "alloy": ("af_alloy", "af_heart", "af_bella"),
-    "ash": ("am_michael", "am_adam"),
-    "ballad": ("bm_george", "bm_lewis", "am_adam"),
-    "coral": ("af_heart", "af_bella"),
-    "echo": ("am_echo", "am_adam"),
-    "fable": ("bm_fable", "bm_george", "bf_emma"),
-    "nova": ("af_nova", "af_sky", "af_bella"),
-    "onyx": ("am_onyx", "am_adam"),
-    "sage": ("af_sarah", "af_heart"),
-    "shimmer": ("af_nicole", "af_sky", "af_bella"),
-    "verse": ("am_liam", "am_puck", "am_adam"),
-    "marin": ("af_aoede", "af_kore", "af_heart"),
-    "cedar": ("am_eric", "am_fenrir", "am_adam"),
+    "alloy": ("af_alloy", "af_heart", "af_bella", "jf_alpha"),
+    "ash": ("am_michael", "am_adam", "jm_kumo"),
+    "ballad": ("bm_george", "bm_lewis", "am_adam", "jm_kumo"),
+    "coral": ("af_heart", "af_bella", "jf_alpha"),
+    "echo": ("am_echo", "am_adam", "jm_kumo"),
+    "fable": ("bm_fable", "bm_george", "bf_emma", "jm_kumo"),
+    "nova": ("af_nova", "af_sky", "af_bella", "jf_nezumi"),
+    "onyx": ("am_onyx", "am_adam", "jm_kumo"),
+    "sage": ("af_sarah", "af_heart", "jf_gongitsune"),
+    "shimmer": ("af_nicole", "af_sky", "af_bella", "jf_tebukuro"),
+    "verse": ("am_liam", "am_puck", "am_adam", "jm_kumo"),
+    "marin": ("af_aoede", "af_kore", "af_heart", "jf_alpha"),
+    "cedar": ("am_eric", "am_fenrir", "am_adam", "jm_kumo"),
 }
 
 # Kokoro-82M v1.0's voices: the catalogue when no voices directory can be found (a gateway

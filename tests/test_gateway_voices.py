@@ -46,6 +46,24 @@ def test_aliases_whose_voices_are_missing_are_not_listed(tmp_path: Path) -> None
     assert err.value.param == "voice"
 
 
+def test_openai_names_fall_back_to_the_packaged_japanese_voices(tmp_path: Path) -> None:
+    # The packaged weights (the default without the hub) have only these five voices: a client that
+    # sends OpenAI's names unchanged (Home Assistant's key check sends `alloy`) must still get speech.
+    for name in ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"):
+        (tmp_path / f"{name}.pt").write_bytes(b"")
+    cat = VoiceCatalogue(tmp_path)
+    openai_names = set(ALIASES) - {"af", "am"}
+    aliases = cat.aliases()
+    assert set(aliases) == openai_names
+    assert aliases["alloy"] == "jf_alpha"
+    assert aliases["onyx"] == "jm_kumo"
+    info = {v.id: v for v in cat.list()}
+    for name in openai_names:  # the gender of the English voice the name stands for first
+        assert (info[name].gender or "?")[0] == ALIASES[name][0][1], name
+    assert len({aliases[n] for n in ("alloy", "nova", "sage", "shimmer")}) == 4  # different voices
+    assert cat.resolve("nova").lang_code == "j"  # reads English text as English (SpeechService.g2p_lang)
+
+
 def test_catalogue_rescans_directory(tmp_path: Path) -> None:
     cat = VoiceCatalogue(tmp_path)
     assert cat.voices() == ()
