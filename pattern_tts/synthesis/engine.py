@@ -8,9 +8,11 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from kokoro import KModel
@@ -82,6 +84,16 @@ class VoiceStore:
         return self._packs[name]
 
 
+def new_kmodel(config: str | dict[str, Any], weights: str) -> KModel:
+    """``KModel(config, weights)`` without the two warnings Kokoro's own layers raise as it builds
+    them: an LSTM with dropout but one layer (dropout is off in eval mode anyway) and torch's older
+    weight_norm API (folded at load: ``fold_weight_norm``)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "dropout option adds dropout", UserWarning)
+        warnings.filterwarnings("ignore", r"`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
+        return KModel(repo_id=HUB_REPO_ID, config=config, model=weights)
+
+
 def load_kmodel(weights_dir: Path) -> KModel:
     """Kokoro's own ``KModel`` (weight norm as shipped, eval mode) from a weights directory in the
     real layout (``config.json``, ``kokoro-v1_0.pth``)."""
@@ -89,7 +101,7 @@ def load_kmodel(weights_dir: Path) -> KModel:
     for path in (config_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing")
-    return KModel(repo_id=HUB_REPO_ID, config=str(config_path), model=str(weights_path)).eval()
+    return new_kmodel(str(config_path), str(weights_path)).eval()
 
 
 class KokoroEngine:

@@ -16,7 +16,8 @@ from typing import Any, Literal
 import torch
 from kokoro import KModel
 
-from pattern_tts.weights.architecture import HUB_REPO_ID, MODEL_NAME, SUBMODULES, kokoro_v1_config
+from pattern_tts.synthesis.engine import new_kmodel
+from pattern_tts.weights.architecture import MODEL_NAME, SUBMODULES, kokoro_v1_config
 
 # Voices named like real ones, so aliases (af = af_bella + af_sarah, alloy, ...) resolve in tests.
 DEFAULT_VOICES = (
@@ -72,7 +73,7 @@ def write_random_kokoro(
     # an empty weights file makes it skip the hub download.
     empty = dest / ".empty.pth"
     torch.save({}, empty)
-    model = KModel(repo_id=HUB_REPO_ID, config=str(dest / "config.json"), model=str(empty))
+    model = new_kmodel(str(dest / "config.json"), str(empty))
     empty.unlink()
     _realistic_durations(model, generator)
     state = {name: getattr(model, name).state_dict() for name in SUBMODULES}

@@ -43,13 +43,13 @@ _IDENTITY_DEFAULTS: tuple[tuple[str, float], ...] = (
 
 def model_skeleton(config: dict[str, Any]) -> torch.nn.Module:
     """A KModel with the config's shapes on the meta device (no memory, no weights loaded)."""
-    from kokoro import KModel
+    from pattern_tts.synthesis.engine import new_kmodel
 
     with tempfile.TemporaryDirectory() as tmp:
         empty = Path(tmp) / "empty.pth"
         torch.save({}, empty)
         with torch.device("meta"):
-            return KModel(repo_id="hexgrad/Kokoro-82M", config=dict(config), model=str(empty))
+            return new_kmodel(dict(config), str(empty))
 
 
 class _Graph:
