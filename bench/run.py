@@ -265,7 +265,7 @@ def run_stack_once(
             out_log = log_path.read_text(errors="replace")
             out["traceback_in_log"] = "Traceback" in out_log
             # How the kokoro model was loaded (compile, precision, threads), as the model logs it.
-            out["engine"] = [line.split("] ", 1)[-1] for line in out_log.splitlines() if "kokoro: loaded" in line]
+            out["engine"] = [json.loads(line)["msg"] for line in out_log.splitlines() if "kokoro: loaded" in line]
     out["failed"] = failed_total(out)
     return out
 

@@ -89,17 +89,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _triton(args: argparse.Namespace) -> int:
-    """Replace this process by tritonserver (signals then reach Triton directly, as in a pod)."""
-    from pattern_tts.triton_server import find_triton, render_model_repository, triton_command, triton_env
+    """Run tritonserver alone (the Triton container of a pod), its output logged as events."""
+    from pattern_tts.supervisor import run_triton
 
     settings = _settings(args)
-    weights_dir = _weights_dir(settings)
-    install = find_triton(settings.cache_dir)
-    repository = render_model_repository(settings, weights_dir)
-    command = triton_command(settings, install, repository)
-    log.info("starting triton", extra={"weights_dir": str(weights_dir), "repository": str(repository)})
-    sys.stderr.flush()
-    os.execve(command[0], command, triton_env(settings, install))
+    return run_triton(settings, _weights_dir(settings))
 
 
 def _gateway(args: argparse.Namespace) -> int:

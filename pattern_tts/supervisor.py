@@ -15,9 +15,11 @@ import urllib.request
 from pathlib import Path
 
 from pattern_tts.settings import Settings
+from pattern_tts.triton_logs import LogEvent, TritonLogParser
 from pattern_tts.triton_server import find_triton, render_model_repository, triton_command, triton_env
 
 log = logging.getLogger("pattern_tts.supervisor")
+triton_log = logging.getLogger("triton")
 
 
 class StartupError(RuntimeError):
@@ -25,7 +27,8 @@ class StartupError(RuntimeError):
 
 
 class TritonProcess:
-    """A tritonserver child whose log lines are forwarded and whose last errors are kept."""
+    """A tritonserver child whose output is logged as events (pattern_tts/triton_logs.py) and whose
+    last errors are kept."""
 
     def __init__(self, settings: Settings, weights_dir: Path) -> None:
         self.settings = settings
@@ -47,12 +50,25 @@ class TritonProcess:
 
     def _forward(self) -> None:
         assert self.process.stdout is not None
+        parser = TritonLogParser(without_gpu=self.settings.device == "cpu")
         for line in self.process.stdout:
-            sys.stderr.write(line)
-            if "failed to load '" in line:  # the root cause of "failed to load all models"
-                self.load_failures.append(_strip_glog_prefix(line.strip()).split("\\n")[0].strip('"'))
-            elif line[:1] == "E" or "error" in line.lower():
-                self.errors.append(line.rstrip())
+            for event in parser.feed(line):
+                self._log(event)
+        for event in parser.close():
+            self._log(event)
+
+    def _log(self, event: LogEvent) -> None:
+        triton_log.log(event.level, event.msg, extra=event.fields)
+        if "failed to load '" in event.msg:  # the root cause of "failed to load all models"
+            self.load_failures.append(event.msg.split("\n")[0].strip())
+        elif event.level >= logging.ERROR:
+            self.errors.append(event.msg)
+
+    def wait(self) -> int:
+        """Wait for Triton to exit and its output to be logged; its exit status."""
+        code = self.process.wait()
+        self._reader.join(timeout=5)
+        return code
 
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.settings.triton_http_port}/v2/health/ready"
@@ -72,7 +88,7 @@ class TritonProcess:
                 if self.load_failures:
                     reason = "; ".join(self.load_failures)
                 else:
-                    reason = _strip_glog_prefix(self.errors[-1]) if self.errors else "no error was logged"
+                    reason = self.errors[-1] if self.errors else "no error was logged"
                 raise StartupError(
                     f"Triton exited with code {self.process.returncode} before its models were "
                     f"ready: {reason}"
@@ -87,12 +103,6 @@ class TritonProcess:
         _terminate(self.process, timeout_s=20)
 
 
-def _strip_glog_prefix(line: str) -> str:
-    """``E1125 20:15:00.123 42 model.cc:10] failed ...`` -> ``failed ...``."""
-    head, sep, rest = line.partition("] ")
-    return rest if sep and head[:1] in "EWI" and head[1:5].isdigit() else line
-
-
 def _terminate(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float) -> None:
     if process.poll() is not None:
         return
@@ -102,6 +112,22 @@ def _terminate(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def run_triton(settings: Settings, weights_dir: Path) -> int:
+    """Triton alone until it exits; SIGTERM and SIGINT are passed on to it. Its exit status."""
+    log.info("starting triton", extra={"weights_dir": str(weights_dir)})
+    triton = TritonProcess(settings, weights_dir)
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping", extra={"signal": signal.Signals(signum).name})
+        triton.process.send_signal(signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = triton.wait()
+    log.info("stopped", extra={"exit_code": code})
+    return code
 
 
 def serve(settings: Settings, weights_dir: Path) -> int:

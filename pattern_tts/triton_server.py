@@ -161,6 +161,10 @@ def triton_command(settings: Settings, install: TritonInstall, repository: Path)
         "--backend-config=python,shm-default-byte-size=16777216",
         "--backend-config=python,shm-growth-byte-size=16777216",
     ]
+    if settings.device == "cpu":
+        # No GPU to collect metrics from or to copy to: without these Triton logs NVML, DCGM and
+        # pinned-memory failures at every start.
+        command += ["--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0"]
     if install.backend_dir is not None:
         command.append(f"--backend-directory={install.backend_dir}")
     if settings.triton_trace_file is not None:  # off until turned on through the trace API

@@ -7,6 +7,7 @@ clients. Nothing here is mocked.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -141,6 +142,16 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
     log = running.log_text()
     assert process.returncode == 0, f"serve exited with {process.returncode}:\n{log[-3000:]}"
     assert "Traceback" not in log, f"a traceback was logged:\n{log[log.index('Traceback') - 500:][:4000]}"
+    assert_structured(log)
+
+
+def assert_structured(log: str) -> None:
+    """Every line of a pattern-tts log is one JSON event (Triton's own output included), and
+    nothing logged an error."""
+    for line in log.splitlines():
+        event = json.loads(line)
+        assert isinstance(event, dict) and {"ts", "level", "logger", "msg"} <= set(event), line
+        assert event["level"] not in ("error", "critical"), line
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@ two containers of a pod) with /ready following Triton's model state."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import free_port, stack_env, start_pattern_tts, stop_process, wait_for
+from tests.conftest import assert_structured, free_port, stack_env, start_pattern_tts, stop_process, wait_for
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -90,5 +91,11 @@ def test_gateway_and_triton_as_separate_processes(tiny_weights_dir: Path, tmp_pa
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status shows the signal.
     assert gateway.returncode in (0, -15)
     assert "Application shutdown complete" in (tmp_path / "gateway.log").read_text()
+    assert triton is not None and triton.returncode == 0  # SIGTERM reached tritonserver, which stopped cleanly
     for log in ("gateway.log", "triton.log"):
-        assert "Traceback" not in (tmp_path / log).read_text(errors="replace")
+        text = (tmp_path / log).read_text(errors="replace")
+        assert "Traceback" not in text
+        assert_structured(text)
+    triton_events = [json.loads(line) for line in (tmp_path / "triton.log").read_text().splitlines()]
+    loaded = [e for e in triton_events if e["logger"] == "triton" and e["msg"] == "successfully loaded 'kokoro'"]
+    assert loaded and loaded[0]["src"].startswith("model_lifecycle.cc")

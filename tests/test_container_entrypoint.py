@@ -165,7 +165,7 @@ def _log_summary(log: Path) -> str:
     errors = [
         line[:1500]
         for line in text.splitlines()
-        if re.search(r"^E\d{4} |failed to load|UNAVAILABLE|Traceback|Error:|pattern-tts:", line)
+        if re.search(r'"level": "error"|failed to load|UNAVAILABLE|Traceback|Error:|pattern-tts:', line)
     ]
     return "\n".join(errors[:30]) + "\n--- tail ---\n" + text[-3000:]
 

@@ -43,3 +43,11 @@ def test_request_tracing_is_configured_only_when_a_trace_file_is_set(tmp_path: P
     # Written to the file, and off until the trace API turns it on.
     assert f"--trace-config=triton,file={trace_file}" in traced
     assert "--trace-config=level=OFF" in traced
+
+
+def test_a_cpu_triton_does_not_look_for_gpu_metrics_or_pinned_memory(tmp_path: Path) -> None:
+    install = triton_server.TritonInstall(binary=Path("/opt/tritonserver/bin/tritonserver"), backend_dir=None)
+    cpu = triton_server.triton_command(Settings(device="cpu"), install, tmp_path)
+    assert {"--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0"} <= set(cpu)
+    gpu = triton_server.triton_command(Settings(device="cuda"), install, tmp_path)
+    assert not [arg for arg in gpu if arg.startswith(("--allow-gpu-metrics", "--pinned-memory"))]
