@@ -152,7 +152,10 @@ class Settings(BaseSettings):
         "(python -m bench.allocator).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        default="info", description="Log level of the launcher and the gateway (JSON lines on stderr)."
+        default="info",
+        description="Log level of the launcher, the gateway and Triton's forwarded output: JSON lines on "
+        "stderr, one event per line (`ts`, `level`, `logger`, `msg`, extra fields); Triton's lines, its "
+        "start-up tables and its Python models' warnings come as events of the `triton` logger.",
     )
 
 
