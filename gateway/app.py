@@ -14,7 +14,7 @@ from gateway.middleware import RequestLogMiddleware
 from gateway.router import router
 from gateway.serving import SpeechService
 from gateway.triton import TritonClient
-from gateway.voices import VoiceCatalogue, find_voices_dir
+from gateway.voices import VoiceCatalogue, find_voices_dir, phoneme_symbols
 from pattern_tts.settings import Settings, get_settings
 
 DESCRIPTION = """OpenAI-compatible text-to-speech: Kokoro-82M on NVIDIA Triton Inference Server.
@@ -60,8 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # The first chunk goes a little over one batching delay ahead of the rest.
             head_start_s=settings.max_queue_delay_us / 1e6 + 0.005,
         )
-        voices = VoiceCatalogue(find_voices_dir(settings.weights_dir))
-        app.state.service = SpeechService(settings, triton, voices)
+        voices_dir = find_voices_dir(settings.weights_dir)
+        app.state.service = SpeechService(settings, triton, VoiceCatalogue(voices_dir), phoneme_symbols(voices_dir))
         try:
             yield
         finally:

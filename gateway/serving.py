@@ -254,10 +254,17 @@ def _silence() -> Synthesized:
 class SpeechService:
     """Everything `POST /v1/audio/*` does; routes stay thin."""
 
-    def __init__(self, settings: Settings, triton: TritonClient, voices: VoiceCatalogue) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        triton: TritonClient,
+        voices: VoiceCatalogue,
+        phoneme_symbols: frozenset[str] | None = None,
+    ) -> None:
         self.settings = settings
         self.triton = triton
         self.voices = voices
+        self.phoneme_symbols = phoneme_symbols  # Kokoro's vocabulary; None: the model checks alone
 
     # --- validation --------------------------------------------------------------------------
     def check_fields(self, body: BaseModel) -> None:
@@ -280,6 +287,20 @@ class SpeechService:
                 f"'input' is {len(text):,} characters long; the limit is {limit:,} characters.",
                 param="input",
                 code="string_above_max_length",
+            )
+
+    def check_phonemes(self, chunks: list[str]) -> None:
+        """`input_type: phonemes`: every symbol in Kokoro's vocabulary, checked before any audio is
+        sent (a later chunk's bad symbol would otherwise end a stream that had started)."""
+        if self.phoneme_symbols is None:
+            return
+        unknown = sorted({c for chunk in chunks for c in chunk} - self.phoneme_symbols)
+        if unknown:
+            raise BadRequest(
+                f"'input' has symbols outside Kokoro's phoneme vocabulary: {''.join(unknown)!r}. Send "
+                "Kokoro phonemes (POST /v1/audio/phonemize returns them), or text without `input_type`.",
+                param="input",
+                code="invalid_value",
             )
 
     @staticmethod
@@ -312,7 +333,9 @@ class SpeechService:
         voice = self.voices.resolve(req.voice)
         info["voice"] = voice.spec
         if req.input_type == "phonemes":
-            chunks = [Chunk(p, p, phoneme_words(p), i > 0) for i, p in enumerate(split_phonemes(req.input))]
+            texts = split_phonemes(req.input)
+            self.check_phonemes(texts)
+            chunks = [Chunk(p, p, phoneme_words(p), i > 0) for i, p in enumerate(texts)]
         else:
             chunks = await self.triton.g2p(req.input, self.g2p_lang(req, voice))
         chunks = [c for c in chunks if c.phonemes.strip()]

@@ -33,11 +33,13 @@ sent to Triton names only voice files.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from gateway.errors import BadRequest
@@ -156,6 +158,20 @@ def find_voices_dir(weights_dir: Path | None) -> Path | None:
     except Exception:  # not cached / hub library missing: no local voices
         pass
     return None
+
+
+def phoneme_symbols(voices_dir: Path | None) -> frozenset[str]:
+    """Kokoro's phoneme vocabulary: the `config.json` beside the voices, else Kokoro v1.0's."""
+    # Read here rather than with pattern_tts.text.load_vocab: that package loads misaki and torch,
+    # which the gateway process does without.
+    config = voices_dir.parent / "config.json" if voices_dir is not None else None
+    if config is not None and config.is_file():
+        try:
+            return frozenset(json.loads(config.read_text(encoding="utf-8"))["vocab"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("cannot read the phoneme vocabulary of %s (%s); using Kokoro v1.0's", config, exc)
+    bundled = resources.files("pattern_tts.synthesis").joinpath("kokoro_vocab.json").read_text(encoding="utf-8")
+    return frozenset(json.loads(bundled))
 
 
 def voice_info(name: str, alias_of: str | None = None, target: str | None = None) -> VoiceInfo:

@@ -233,6 +233,18 @@ def test_voice_of_a_language_g2p_cannot_read(client: TestClient) -> None:
     assert client.post("/v1/audio/speech", json=body).status_code == 503
 
 
+def test_phonemes_outside_kokoros_vocabulary_are_a_400_before_any_call(client: TestClient) -> None:
+    # Triton is down here: a 503 would mean the gateway had called it (a later chunk's symbols:
+    # test_gateway_protocol.py).
+    phonemes = "hˈɛlO wˈɜɹld. 7 x#"
+    body = {"input": phonemes, "voice": "af_heart", "input_type": "phonemes"}
+    r = client.post("/v1/audio/speech", json=body)
+    assert r.status_code == 400
+    err = _is_openai_error(r.json())
+    assert err["param"] == "input" and err["code"] == "invalid_value"
+    assert "'#7'" in err["message"]  # each unknown symbol once, sorted; x is a Kokoro symbol
+
+
 def test_japanese_voice_reads_japanese_by_default(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from gateway.errors import validation_error
+from gateway.errors import APIError, validation_error
 from gateway.protocol import PhonemizeRequest, SpeechRequest
 from gateway.serving import (
     FRAME_SAMPLES,
@@ -247,6 +247,17 @@ def test_prepare_cuts_pieces_only_while_the_model_has_little_else_to_do() -> Non
     assert chunks(in_flight=0, limit=0) >= 2  # idle: pieces, the first audio comes early
     assert chunks(in_flight=1, limit=0) == 1  # busy: one chunk, no edge silences to synthesise and trim
     assert chunks(in_flight=3, limit=3) >= 2
+
+
+def test_prepare_checks_every_chunks_phonemes_before_any_is_sent() -> None:
+    symbols = frozenset("wˈʌn tuθɹiˈfɔ.")
+    service = SpeechService(Settings(), idle_triton(), VoiceCatalogue(None), phoneme_symbols=symbols)
+    good = " ".join(["wˈʌn tˈu θɹˈi fˈɔɹ."] * 40)  # two chunks of at most 510 symbols
+    assert len(asyncio.run(service.prepare(_req(input=good, input_type="phonemes"), {})).chunks) >= 2
+    with pytest.raises(APIError) as err:  # a bad symbol in the second chunk only
+        asyncio.run(service.prepare(_req(input=good + " ʒ", input_type="phonemes"), {}))
+    assert (err.value.status_code, err.value.param) == (400, "input")
+    assert "'ʒ'" in err.value.message
 
 
 def test_halve_long_cuts_a_long_chunk_once_past_its_middle() -> None:
