@@ -103,7 +103,7 @@ class TritonClient:
         self.grpc_url = grpc_url
         self.window = window
         self.head_start_s = head_start_s
-        self.kokoro_in_flight = 0  # kokoro calls sent and not yet answered
+        self.kokoro_in_flight = 0  # kokoro calls started (start_synthesis) and not yet done
         self._timeout_s = timeout_s
         self._client = InferenceServerClient(grpc_url)
         self._health = aiohttp.ClientSession(
@@ -151,15 +151,12 @@ class TritonClient:
         ]
         if job.seed is not None:
             inputs.append(_scalar_input("seed", job.seed, "INT64", np.int64))
-        self.kokoro_in_flight += 1
         try:
             result = await self._client.infer(
                 KOKORO_MODEL, inputs, priority=job.priority, client_timeout=self._timeout_s
             )
         except Exception as exc:
             raise from_triton(exc, KOKORO_MODEL) from None
-        finally:
-            self.kokoro_in_flight -= 1
         waveform = result.as_numpy("waveform")
         durations = result.as_numpy("durations")
         if waveform is None or durations is None:
@@ -168,6 +165,22 @@ class TritonClient:
             np.ascontiguousarray(waveform.reshape(-1), dtype=np.float32),
             durations.reshape(-1).astype(np.int64),
         )
+
+    def start_synthesis(self, job: KokoroJob) -> asyncio.Task[Synthesized]:
+        """`synthesize(job)` as a task, counted in `kokoro_in_flight` from this call until it is done.
+
+        Counted here, not inside the coroutine: a task runs only once the caller yields, and requests
+        whose G2P results arrived together would all have read the model as idle before any of them
+        had started a call (`SpeechService.prepare` cuts lead pieces only while idle).
+        """
+        self.kokoro_in_flight += 1
+        task = asyncio.ensure_future(self.synthesize(job))
+        task.add_done_callback(self._call_done)
+        return task
+
+    def _call_done(self, task: asyncio.Task[Synthesized]) -> None:
+        self.kokoro_in_flight -= 1
+        _retrieve(task)
 
     def synthesize_all(self, jobs: Sequence[KokoroJob]) -> ChunkSynthesis:
         """Start the chunks' calls (up to `window` at once); iterate the results in order."""
@@ -198,9 +211,7 @@ class ChunkSynthesis:
             self._fill()
 
     def _start(self, job: KokoroJob) -> None:
-        task = asyncio.ensure_future(self._client.synthesize(job))
-        task.add_done_callback(_retrieve)
-        self._tasks.append(task)
+        self._tasks.append(self._client.start_synthesis(job))
 
     def _fill(self) -> None:
         self._timer = None

@@ -260,6 +260,40 @@ def test_prepare_checks_every_chunks_phonemes_before_any_is_sent() -> None:
     assert "'ʒ'" in err.value.message
 
 
+def test_requests_whose_g2p_returns_together_do_not_all_read_the_model_as_idle(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the first of two requests prepared in the same event-loop turn is cut into pieces: its
+    calls count as in flight from the moment they are started, before their tasks have run."""
+    phonemes = "wˈʌn tˈu θɹˈi fˈɔɹ, fˈIv sˈɪks sˈɛvən ˈAt, nˈIn tˈɛn ɪlˈɛvən twˈɛlv."
+
+    async def g2p(self: TritonClient, text: str, lang: str = "a") -> list[Chunk]:
+        return [Chunk(text, phonemes, phoneme_words(phonemes))]
+
+    async def synthesize(self: TritonClient, job: object) -> Synthesized:
+        await asyncio.sleep(0.01)
+        return Synthesized(np.zeros(FRAME_SAMPLES, np.float32), np.ones(3, np.int64))
+
+    monkeypatch.setattr(TritonClient, "g2p", g2p)
+    monkeypatch.setattr(TritonClient, "synthesize", synthesize)
+
+    async def two_requests() -> tuple[list[int], int]:
+        triton = TritonClient("127.0.0.1:1", "127.0.0.1:1")
+        service = SpeechService(Settings(lead_split_max_in_flight=0), triton, VoiceCatalogue(None))
+        infos: list[dict[str, Any]] = [{}, {}]
+        responses = await asyncio.gather(*(service.speech(_req(input="x"), info) for info in infos))
+        for response in responses:  # play both to the end
+            async for _ in response.body_iterator:
+                pass
+        await triton.close()
+        return [info["chunks"] for info in infos], triton.kokoro_in_flight
+
+    (first, second), left = asyncio.run(two_requests())
+    assert first >= 2  # the model was idle: growing pieces, early first audio
+    assert second == 1  # the first request's calls were already counted
+    assert left == 0
+
+
 def test_halve_long_cuts_a_long_chunk_once_past_its_middle() -> None:
     ph = ", ".join(["wˈʌn tˈu θɹˈi"] * 20) + "."  # 20 clauses, 279 symbols
     words = phoneme_words(ph)
