@@ -24,6 +24,7 @@ class Recorder(TritonClient):
         self.started: list[tuple[str, float]] = []
         self.cancelled: list[str] = []
         self.t0 = 0.0
+        self.kokoro_in_flight = 0
 
     async def synthesize(self, job: KokoroJob) -> Synthesized:
         loop = asyncio.get_running_loop()
@@ -65,6 +66,7 @@ def test_window_bounds_calls_in_flight() -> None:
         rec.t0 = asyncio.get_running_loop().time()
         synthesis = ChunkSynthesis(rec, _jobs("abcdef"), window=2)
         assert [s for s, _ in rec.started] == []  # tasks start on the next loop iteration
+        assert rec.kokoro_in_flight == 2  # but count as in flight already
         await asyncio.sleep(0)
         assert len(rec.started) == 2
         assert await _collect(synthesis) == list("abcdef")
@@ -87,6 +89,7 @@ def test_cancel_stops_pending_and_unsent_calls() -> None:
     rec = asyncio.run(run())
     assert {s for s, _ in rec.started} == set("abcd")  # window 3: d started when a was consumed
     assert sorted(rec.cancelled) == list("bcd")
+    assert rec.kokoro_in_flight == 0  # cancelled calls are no longer counted
 
 
 def test_error_of_a_chunk_cancels_the_rest() -> None:
@@ -99,4 +102,6 @@ def test_error_of_a_chunk_cancels_the_rest() -> None:
         await asyncio.sleep(0.01)
         return rec
 
-    assert asyncio.run(run()).cancelled == ["c"]
+    rec = asyncio.run(run())
+    assert rec.cancelled == ["c"]
+    assert rec.kokoro_in_flight == 0
