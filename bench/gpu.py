@@ -56,8 +56,8 @@ VARIANTS: dict[str, dict] = {
 def write_phonemes(path: Path) -> None:
     """Phonemise every corpus sentence (up to Kokoro's 510 phonemes) with the project's G2P."""
     from bench.corpus import sentences
-    from pattern_tts.synthesis.random_weights import kokoro_vocab
     from pattern_tts.text import Phonemizer
+    from pattern_tts.weights.architecture import kokoro_vocab
 
     phonemizer = Phonemizer(kokoro_vocab())
     rows = []

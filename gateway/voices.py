@@ -39,12 +39,12 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 
 from gateway.errors import BadRequest
 from gateway.protocol import VoiceInfo
 from pattern_tts.voice_spec import VoiceSpecError, format_voice_spec, parse_voice_spec
+from pattern_tts.weights.architecture import kokoro_vocab
 
 log = logging.getLogger("gateway")
 
@@ -170,8 +170,7 @@ def phoneme_symbols(voices_dir: Path | None) -> frozenset[str]:
             return frozenset(json.loads(config.read_text(encoding="utf-8"))["vocab"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("cannot read the phoneme vocabulary of %s (%s); using Kokoro v1.0's", config, exc)
-    bundled = resources.files("pattern_tts.synthesis").joinpath("kokoro_vocab.json").read_text(encoding="utf-8")
-    return frozenset(json.loads(bundled))
+    return frozenset(kokoro_vocab())
 
 
 def voice_info(name: str, alias_of: str | None = None, target: str | None = None) -> VoiceInfo:

@@ -9,7 +9,6 @@ Kokoro's decoder hard-codes its 512/1024 channels, so those stay full size.
 from __future__ import annotations
 
 import json
-from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -17,7 +16,7 @@ import torch
 from kokoro import KModel
 
 from pattern_tts.synthesis.engine import new_kmodel
-from pattern_tts.weights.architecture import MODEL_NAME, SUBMODULES, kokoro_v1_config
+from pattern_tts.weights.architecture import MODEL_NAME, SUBMODULES, kokoro_v1_config, kokoro_vocab
 
 # Voices named like real ones, so aliases (af = af_bella + af_sarah, alloy, ...) resolve in tests.
 DEFAULT_VOICES = (
@@ -25,13 +24,6 @@ DEFAULT_VOICES = (
     "am_adam", "am_echo", "am_onyx", "am_michael", "am_fenrir", "am_puck",
     "bf_emma", "bf_isabella", "bm_george", "bm_fable", "bm_lewis",
 )  # fmt: skip
-
-
-def kokoro_vocab() -> dict[str, int]:
-    """Kokoro v1.0's phoneme vocabulary (the ``vocab`` of its config.json)."""
-    text = resources.files(__package__).joinpath("kokoro_vocab.json").read_text(encoding="utf-8")
-    vocab: dict[str, int] = json.loads(text)
-    return vocab
 
 
 def kokoro_config(size: Literal["tiny", "full"] = "tiny") -> dict[str, Any]:

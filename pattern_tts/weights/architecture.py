@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+from importlib import resources
 from typing import Any
 
 HUB_REPO_ID = "hexgrad/Kokoro-82M"
@@ -45,6 +47,14 @@ _ARCHITECTURE: dict[str, Any] = {
         "dropout": 0.1,
     },
 }
+
+
+def kokoro_vocab() -> dict[str, int]:
+    """Kokoro v1.0's phoneme vocabulary (the ``vocab`` of its config.json, shipped beside the
+    synthesis code). Needs neither torch nor misaki: the gateway reads it too."""
+    text = resources.files("pattern_tts.synthesis").joinpath("kokoro_vocab.json").read_text(encoding="utf-8")
+    vocab: dict[str, int] = json.loads(text)
+    return vocab
 
 
 def kokoro_v1_config(vocab: dict[str, int]) -> dict[str, Any]:
