@@ -66,12 +66,9 @@ class TritonLogParser:
                 return []
             events = self._end_table()
             return events if not line.strip() else events + self.feed(line)
-        if self._traceback is not None:
-            if line.startswith((" ", "\t")) or not line.strip():
-                self._traceback.append(line.strip())
-                return []
+        if self._traceback is not None:  # frames are indented; the exception's line ends it
             self._traceback.append(line.strip())
-            return self._end_traceback()
+            return [] if line.startswith((" ", "\t")) or not line.strip() else self._end_traceback()
         if self._after_warning:
             self._after_warning = False
             if line.startswith((" ", "\t")):

@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,13 +146,16 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
     assert_structured(log)
 
 
-def assert_structured(log: str) -> None:
+def assert_structured(log: str) -> list[dict[str, Any]]:
     """Every line of a pattern-tts log is one JSON event (Triton's own output included), and
-    nothing logged an error."""
+    nothing logged an error; the events."""
+    events = []
     for line in log.splitlines():
         event = json.loads(line)
         assert isinstance(event, dict) and {"ts", "level", "logger", "msg"} <= set(event), line
         assert event["level"] not in ("error", "critical"), line
+        events.append(event)
+    return events
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,6 @@ two containers of a pod) with /ready following Triton's model state."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -92,10 +91,10 @@ def test_gateway_and_triton_as_separate_processes(tiny_weights_dir: Path, tmp_pa
     assert gateway.returncode in (0, -15)
     assert "Application shutdown complete" in (tmp_path / "gateway.log").read_text()
     assert triton is not None and triton.returncode == 0  # SIGTERM reached tritonserver, which stopped cleanly
+    events = {}
     for log in ("gateway.log", "triton.log"):
         text = (tmp_path / log).read_text(errors="replace")
         assert "Traceback" not in text
-        assert_structured(text)
-    triton_events = [json.loads(line) for line in (tmp_path / "triton.log").read_text().splitlines()]
-    loaded = [e for e in triton_events if e["logger"] == "triton" and e["msg"] == "successfully loaded 'kokoro'"]
+        events[log] = assert_structured(text)
+    loaded = [e for e in events["triton.log"] if e["logger"] == "triton" and e["msg"] == "successfully loaded 'kokoro'"]
     assert loaded and loaded[0]["src"].startswith("model_lifecycle.cc")
