@@ -221,9 +221,17 @@ class BatchedKokoro:
         )
 
     @torch.no_grad()
-    def decode(self, enc: Encoded) -> Tensor:
-        """Decoder + iSTFTNet generator on a padded batch -> [B, 600 * Fmax] audio."""
-        return self._decoder(self.model.decoder, enc)
+    def source(self, enc: Encoded) -> Tensor:
+        """The generator's harmonic source of a padded batch -> [B, 600 * Fmax], float32."""
+        gen = self.model.decoder.generator
+        f0 = gen.f0_upsamp(enc.f0[:, None]).transpose(1, 2)  # [B, 600 Fmax, 1]
+        return self._source(gen, f0, enc.frames * SAMPLES_PER_FRAME, enc.seeds)
+
+    @torch.no_grad()
+    def decode(self, enc: Encoded, source: Tensor | None = None) -> Tensor:
+        """Decoder + iSTFTNet generator on a padded batch -> [B, 600 * Fmax] audio; ``source``:
+        the batch's harmonic source where already drawn (:meth:`source`)."""
+        return self._decoder(self.model.decoder, enc, self.source(enc) if source is None else source)
 
     # ----------------------------------------------------------------------------------------
     # text side
@@ -321,21 +329,19 @@ class BatchedKokoro:
     # ----------------------------------------------------------------------------------------
     # decoder
     # ----------------------------------------------------------------------------------------
-    def _decoder(self, dec: Decoder, enc: Encoded) -> Tensor:
+    def _decoder(self, dec: Decoder, enc: Encoded, source: Tensor) -> Tensor:
         gen = dec.generator
-        har = self._harmonics(gen, enc.f0, enc.frames, enc.seeds)
+        har = self._harmonics(gen, source, enc.frames)
         dtype = self.autocast_dtype
         with torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None):
             spec, phase, rate = self._decoder_core(dec, enc.asr, enc.f0, enc.noise, enc.style, enc.frames, har)
         return self._istft(gen, _full_precision(spec), _full_precision(phase), rate)
 
-    def _harmonics(self, gen: Generator, f0_curve: Tensor, frames: Tensor, seeds: Tensor) -> Tensor:
-        """The generator's harmonic source as STFT magnitude and phase: [B, n_fft + 2, K]."""
+    def _harmonics(self, gen: Generator, source: Tensor, frames: Tensor) -> Tensor:
+        """The harmonic source [B, 600 Fmax] as STFT magnitude and phase: [B, n_fft + 2, K]."""
         samples = frames * SAMPLES_PER_FRAME
-        f0 = gen.f0_upsamp(f0_curve[:, None]).transpose(1, 2)  # [B, 600 Fmax, 1]
-        har_source = self._source(gen, f0, samples, seeds)  # [B, 600 Fmax]
         stft_frames = samples // gen.stft.hop_length + 1
-        spec, phase = self._stft(gen, har_source, samples)
+        spec, phase = self._stft(gen, source, samples)
         return torch.cat([spec, phase], dim=1) * _lengths_mask(stft_frames, spec.shape[-1])
 
     def _decoder_core(
