@@ -872,9 +872,47 @@ def int8_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )  # fmt: skip
 
 
+def windows_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/windows.py`` results: one reading decoded in windows, tried and not kept."""
+    latest = latest_results(results_dir, "windows-*.json")
+    if latest is None:
+        return "## Windowed decoding\n\nNo run yet: `.venv/bin/python -m bench.windows`.\n"
+    path, data = latest
+    summary = data["summary"]
+    rows = [
+        [name.replace("fast_vs_eager", "fast path vs float32 eager"), s["snr_db"], s["log_mel_db"],
+         s.get("max_step_over_whole", "-"), s.get("decode_s_vs_whole", "-")]
+        for name, s in summary.items()
+        if name != "word error rate %"
+    ]  # fmt: skip
+    wer = summary.get("word error rate %")
+    asr = (
+        f" Word error rate (%) of pocketsphinx's transcripts against the text over all {len(data['rows'])} readings,"
+        f" noise seeds {wer['seeds']}: whole decode {wer['whole']}, windows {wer['windows']}, the same words as"
+        f" pieces read alone (`split_lead`, the gateway's rule) {wer['pieces']}. The ASR is weak on this voice"
+        + ("; the windows scored worst with every seed." if wer and all(
+            w > max(a, b) for w, a, b in zip(wer["windows"], wer["whole"], wer["pieces"], strict=True)) else ".")
+        if wer
+        else ""
+    )
+    return (
+        f"## Windowed decoding: tried, not kept ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.windows` (`bench/windows.py`): the rest of a stream's first chunk read once"
+        " (its text side) and decoded window by window between words, against the whole decode of the same"
+        " reading, in process; the fast path against float32 eager on the same readings for scale. SNR and"
+        " log-mel distance (mean |dB| over speech frames) against the whole decode; step at a cut over the"
+        f" largest step of the whole decode within 5 ms; {data['weights']}. Raw results: `{shown(path)}`."
+        f"{asr} The decoder's instance norms take their statistics over each window, which changes the audio"
+        " more than the fast path does; the gateway keeps reading each piece alone.\n\n"
+        + _table(["variant", "SNR dB", "log-mel dB", "max step at a cut / near it", "decode s vs whole"], rows)
+        + "\n"
+    )
+
+
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, stream_pieces_markdown(), chunk_limit_markdown(), scheduling_markdown(), allocator_markdown(),
-                lead_split_markdown(), int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+    sections = [text, stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(), scheduling_markdown(),
+                allocator_markdown(), lead_split_markdown(), int8_convs_markdown(), gpu_markdown(),
+                gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 
