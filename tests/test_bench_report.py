@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
-from bench.report import batching_target
+from bench.report import batching_target, windows_markdown
 
 
 def phases(on: float, off: float) -> dict[str, Any]:
@@ -42,3 +44,27 @@ def test_runs_without_the_alternation_are_judged_on_their_phases() -> None:
     assert batching_target(phases(0.83, 1.0))[2] == "MISS"
     assert batching_target(phases(0.97, 1.0))[2] == "PASS"
     assert batching_target({})[2] == "N/A"
+
+
+def windows_results(windows: list[float]) -> dict[str, Any]:
+    """A bench/windows.py results file with these word error rates for the windows, seeds 1 and 2."""
+    return {
+        "date": "2026-11-26", "weights": "random", "rows": [{}, {}],
+        "summary": {
+            "fast_vs_eager": {"snr_db": 31.8, "log_mel_db": 0.15},
+            "windows, context 8": {"snr_db": 6.3, "log_mel_db": 1.95, "max_step_over_whole": 1.0,
+                                   "decode_s_vs_whole": 1.1},
+            "word error rate %": {"seeds": [1, 2], "whole": [77.0, 76.0], "windows": windows, "pieces": [74.0, 75.0]},
+        },
+    }  # fmt: skip
+
+
+def test_the_windows_section_says_they_scored_worst_only_when_they_did_with_every_seed(tmp_path: Path) -> None:
+    assert "No run yet" in windows_markdown(tmp_path)
+    path = tmp_path / "windows-2026-11-26.json"
+    path.write_text(json.dumps(windows_results([82.0, 84.0])))
+    text = windows_markdown(tmp_path)
+    assert "scored worst with every seed" in text
+    assert "| fast path vs float32 eager | 31.8 | 0.15 | - | - |" in text
+    path.write_text(json.dumps(windows_results([82.0, 75.5])))  # better than the whole decode with seed 2
+    assert "scored worst" not in windows_markdown(tmp_path)
