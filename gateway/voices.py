@@ -33,7 +33,6 @@ sent to Triton names only voice files.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -44,7 +43,7 @@ from pathlib import Path
 from gateway.errors import BadRequest
 from gateway.protocol import VoiceInfo
 from pattern_tts.voice_spec import VoiceSpecError, format_voice_spec, parse_voice_spec
-from pattern_tts.weights.architecture import kokoro_vocab
+from pattern_tts.weights.architecture import CONFIG_NAME, kokoro_vocab, load_vocab
 
 log = logging.getLogger("gateway")
 
@@ -162,12 +161,10 @@ def find_voices_dir(weights_dir: Path | None) -> Path | None:
 
 def phoneme_symbols(voices_dir: Path | None) -> frozenset[str]:
     """Kokoro's phoneme vocabulary: the `config.json` beside the voices, else Kokoro v1.0's."""
-    # Read here rather than with pattern_tts.text.load_vocab: that package loads misaki and torch,
-    # which the gateway process does without.
-    config = voices_dir.parent / "config.json" if voices_dir is not None else None
+    config = voices_dir.parent / CONFIG_NAME if voices_dir is not None else None
     if config is not None and config.is_file():
         try:
-            return frozenset(json.loads(config.read_text(encoding="utf-8"))["vocab"])
+            return frozenset(load_vocab(config))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("cannot read the phoneme vocabulary of %s (%s); using Kokoro v1.0's", config, exc)
     return frozenset(kokoro_vocab())

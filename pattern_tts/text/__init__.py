@@ -5,11 +5,13 @@
 [{'text': 'Hi there.', 'phonemes': 'hˈI ðˈɛɹ.', 'words': [{'word': 'Hi', 'start': 0, 'end': 3}, ...]}]
 """
 
+from pattern_tts.weights.architecture import load_vocab
+
 from .chunking import PHONEME_LIMIT, Chunk, Word, split_phonemes
 from .g2p import SUPPORTED_LANGS, Phonemizer, resolve_lang
 from .japanese import JapaneseUnavailable
 from .normalization import normalize, normalize_text
-from .vocab import VocabFilter, load_vocab
+from .vocab import VocabFilter
 
 __all__ = [
     "PHONEME_LIMIT",

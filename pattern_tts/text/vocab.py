@@ -1,10 +1,9 @@
-"""Kokoro's phoneme vocabulary: load it from the weights' ``config.json`` and keep phonemes inside it."""
+"""Kokoro's phoneme vocabulary: keep phonemes inside it (``load_vocab`` reads it from the weights'
+``config.json``)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from pathlib import Path
 
 # Symbols misaki or espeak-ng may produce that Kokoro spells differently; anything else outside the
 # vocabulary is dropped.
@@ -20,17 +19,6 @@ REPLACEMENTS = {
     "\t": " ",
     "\n": " ",
 }
-
-
-def load_vocab(path: str | Path) -> dict[str, int]:
-    """The ``vocab`` of a Kokoro ``config.json`` (``path`` is the file or the weights directory)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / "config.json"
-    vocab = json.loads(path.read_text(encoding="utf-8"))["vocab"]
-    if not isinstance(vocab, dict) or not all(isinstance(k, str) and len(k) == 1 for k in vocab):
-        raise ValueError(f"{path}: 'vocab' must map single characters to ids")
-    return {k: int(v) for k, v in vocab.items()}
 
 
 class VocabFilter:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 HUB_REPO_ID = "hexgrad/Kokoro-82M"
@@ -55,6 +56,18 @@ def kokoro_vocab() -> dict[str, int]:
     text = resources.files("pattern_tts.synthesis").joinpath("kokoro_vocab.json").read_text(encoding="utf-8")
     vocab: dict[str, int] = json.loads(text)
     return vocab
+
+
+def load_vocab(path: str | Path) -> dict[str, int]:
+    """The ``vocab`` of a Kokoro ``config.json`` (``path`` is the file or the weights directory).
+    Needs neither torch nor misaki: the gateway reads it too."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / CONFIG_NAME
+    vocab = json.loads(path.read_text(encoding="utf-8"))["vocab"]
+    if not isinstance(vocab, dict) or not all(isinstance(k, str) and len(k) == 1 for k in vocab):
+        raise ValueError(f"{path}: 'vocab' must map single characters to ids")
+    return {k: int(v) for k, v in vocab.items()}
 
 
 def kokoro_v1_config(vocab: dict[str, int]) -> dict[str, Any]:
