@@ -35,7 +35,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +44,8 @@ import numpy as np
 import torch
 
 from bench import corpus
+from bench.weights_intelligibility import Transcriber
+from bench.weights_intelligibility import words as said_words
 from bench.workload import resolve_weights, warm_engine
 from gateway.serving import (
     _LEAD_END,
@@ -60,6 +61,7 @@ from gateway.triton import Chunk, Synthesized, Word
 from pattern_tts.synthesis.batched import SAMPLES_PER_FRAME, BatchedKokoro, Encoded, fold_weight_norm
 from pattern_tts.synthesis.engine import SynthesisRequest, load_kmodel
 from pattern_tts.text.g2p import Phonemizer
+from pattern_tts.weights.parity import snr_db
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SAMPLE_RATE = 24_000
@@ -142,16 +144,9 @@ def log_mel_distance(audio: torch.Tensor, reference: torch.Tensor) -> float:
     return round(float((a[speech] - r[speech]).abs().mean()), 2)
 
 
-def snr_db(audio: torch.Tensor, reference: torch.Tensor) -> float:
-    error = float((audio - reference).pow(2).sum())
-    return round(10 * np.log10(float(reference.pow(2).sum()) / max(error, 1e-20)), 1)
-
-
 def transcriber() -> Callable[[np.ndarray], str] | None:
     """pocketsphinx (as bench.weights_intelligibility runs it), or None without it."""
     try:
-        from bench.weights_intelligibility import Transcriber
-
         return Transcriber()
     except ImportError:
         print("pocketsphinx or jiwer is not installed: no word error rates")
@@ -167,11 +162,6 @@ def read_alone(engine: Any, voice: str, pieces: list[Chunk], seed: int) -> np.nd
         tail = KEEP_TAIL_FRAMES["piece"] if k < len(pieces) - 1 else None
         waves.append(trim_silence(result, k > 0, tail).waveform)
     return np.concatenate(waves)
-
-
-def words_of(text: str) -> str:
-    """Lower-case words without punctuation (what WER compares)."""
-    return " ".join(re.findall(r"[a-z0-9']+", text.lower()))
 
 
 def max_step_ratio(rows: list[dict[str, Any]], context: int) -> float:
@@ -205,8 +195,8 @@ def main() -> None:
     rows: list[dict[str, Any]] = []
     for label, text in texts:
         first = phonemizer.chunks(text)[0]
-        words = tuple(Word(w.word, w.start, w.end) for w in first.words) or phoneme_words(first.phonemes)
-        chunk = Chunk(first.text, first.phonemes, words)
+        spans = tuple(Word(w.word, w.start, w.end) for w in first.words) or phoneme_words(first.phonemes)
+        chunk = Chunk(first.text, first.phonemes, spans)
         cut = _cut_at(chunk, _LEAD_END, LEAD_MIN_PHONEMES)
         if cut is None:
             continue
@@ -229,7 +219,7 @@ def main() -> None:
             row: dict[str, Any] = {
                 "text": label, "windows": [b - a for a, b in zip(bounds_ph, bounds_ph[1:], strict=False)],
                 "frames": frames, "reference": " ".join(w.word for w in rest_chunk.words),
-                "fast_vs_eager_snr_db": snr_db(whole, eager_whole),
+                "fast_vs_eager_snr_db": round(snr_db(eager_whole, whole), 1),
                 "fast_vs_eager_log_mel_db": log_mel_distance(whole, eager_whole),
                 "whole_decode_s": round(whole_s, 3), "by_context": {},
             }  # fmt: skip
@@ -240,7 +230,7 @@ def main() -> None:
                 windows_s = time.perf_counter() - start
                 cuts = [a * 600 for a, _ in bounds[1:]]
                 row["by_context"][context] = {
-                    "snr_db": snr_db(audio, whole),
+                    "snr_db": round(snr_db(whole, audio), 1),
                     "log_mel_db": log_mel_distance(audio, whole),
                     "step_at_cut": [round(float(abs(audio[k] - audio[k - 1])), 4) for k in cuts],
                     "whole_step_near_cut": [round(float(whole[k - 120 : k + 120].diff().abs().max()), 4) for k in cuts],
@@ -282,10 +272,10 @@ def main() -> None:
     if asr is not None:
         import jiwer
 
-        said = [words_of(r["reference"]) for r in rows]
+        said = [said_words(r["reference"]) for r in rows]
         by_seed = {
             system: [
-                round(100 * float(jiwer.wer(said, [words_of(r["transcripts"][seed][system]) for r in rows])), 1)
+                round(100 * float(jiwer.wer(said, [said_words(r["transcripts"][seed][system]) for r in rows])), 1)
                 for seed in rows[0]["transcripts"]
             ]
             for system in ("whole", "windows", "pieces")
