@@ -10,6 +10,7 @@ from kokoro import KModel
 
 from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, similar_length_groups, token_ids
 from pattern_tts.synthesis.engine import KokoroEngine, RequestError, SynthesisRequest, load_kmodel
+from pattern_tts.weights.parity import snr_db
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +24,11 @@ def test_seed_changes_only_the_noise(kmodel: KModel, tiny_weights_dir: Path) -> 
     ids = token_ids(kmodel, "hˈɛlO wˈɜɹld")
     batched = BatchedKokoro(kmodel)
     a, b, c = batched([BatchItem(ids, voice[11, 0], seed=s) for s in (1, 1, 2)])
-    assert torch.equal(a.audio, b.audio)
+    # The same seed at another place in the batch: equal up to float32 rounding (bit-equal on some
+    # CPUs; on AVX2-only ones the threads split the batch's rows differently, measured 120 dB).
+    assert snr_db(a.audio, b.audio) >= 80
     assert torch.equal(a.durations, c.durations)
-    assert not torch.equal(a.audio, c.audio)
+    assert snr_db(a.audio, c.audio) < 20  # another seed: another noise, audibly different audio
 
 
 def test_engine_rejects_bad_requests_one_by_one(tiny_weights_dir: Path) -> None:
