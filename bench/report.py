@@ -909,10 +909,40 @@ def windows_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/fp32_path.py`` results: the float32 path's layout and compile, side by side."""
+    latest = latest_results(results_dir, "fp32-path-*.json")
+    if latest is None:
+        return "## The float32 path on CPU\n\nNo run yet: `.venv/bin/python -m bench.fp32_path`.\n"
+    path, data = latest
+    rows = [
+        [r["variant"], r["rtf_median"], f"{r['vs_reference']}x", r["first_call_s"], " / ".join(map(str, r["snr_db"])),
+         f"{r['same_durations']}/{data['items']}"]
+        for r in data["rows"]
+    ]  # fmt: skip
+    fastest = min(data["rows"], key=lambda r: r["rtf_median"])["variant"]
+    avx512 = "with" if data["cpu_features"].get("avx512f") else "without"
+    conv = data["conv_ms"]
+    return (
+        f"## The float32 path on CPU: layout and compile ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.fp32_path` (`bench/fp32_path.py`): CPUs without AVX-512 BF16 or AMX serve"
+        f" float32 (`PATTERN_TTS_PRECISION=auto`). {data['cpu']} ({avx512} AVX-512), {data['threads']} threads,"
+        f" torch {data['torch']}, {data['weights']}. The concurrency-1 sentences of `bench.run` ({data['items']}"
+        f" items, {data['audio_s']} s of audio), one item at a time, {data['rounds']} rounds in alternating order;"
+        " RTF is the median over rounds, SNR and durations are against eager channels-first, first call includes"
+        f" compiling. One resblock convolution (128 channels, kernel 11, dilation 5, 24,000 frames):"
+        f" channels first {conv['channels first']} ms, time-major {conv['time-major']} ms."
+        f" Raw results: `{shown(path)}`. Fastest here: **{fastest}**.\n\n"
+        + _table(["variant", "RTF", "vs eager channels first", "first call s", "SNR dB per item", "same durations"],
+                 rows)
+        + "\n"
+    )  # fmt: skip
+
+
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(), scheduling_markdown(),
-                allocator_markdown(), lead_split_markdown(), int8_convs_markdown(), gpu_markdown(),
-                gpu_triton_markdown()]  # fmt: skip
+    sections = [text, fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(),
+                scheduling_markdown(), allocator_markdown(), lead_split_markdown(), int8_convs_markdown(),
+                gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 
@@ -921,7 +951,8 @@ if __name__ == "__main__":
     src = Path(sys.argv[1])
     data = json.loads(src.read_text())
     data["targets"] = targets(data)
-    png = plot(data, src.with_suffix(".png"))
+    png_path = src.with_suffix(".png")
+    png = plot(data, png_path) or (png_path if png_path.is_file() else None)  # no matplotlib: the plot on disk
     md = markdown(data, src.resolve(), png.resolve() if png else None)
     print(md)
     write_benchmarks_md(md)

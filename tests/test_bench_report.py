@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.report import batching_target, windows_markdown
+from bench.report import batching_target, fp32_path_markdown, windows_markdown
 
 
 def phases(on: float, off: float) -> dict[str, Any]:
@@ -68,3 +68,30 @@ def test_the_windows_section_says_they_scored_worst_only_when_they_did_with_ever
     assert "| fast path vs float32 eager | 31.8 | 0.15 | - | - |" in text
     path.write_text(json.dumps(windows_results([82.0, 75.5])))  # better than the whole decode with seed 2
     assert "scored worst" not in windows_markdown(tmp_path)
+
+
+def fp32_path_results(rtf: dict[str, float]) -> dict[str, Any]:
+    """A bench/fp32_path.py results file with these median real-time factors per variant."""
+    reference = rtf["eager, channels first"]
+    rows = [
+        {"variant": name, "rtf_median": value, "rtf_rounds": [value], "vs_reference": round(value / reference, 3),
+         "first_call_s": 1.0, "snr_db": [225.5, 105.6], "same_durations": 2}
+        for name, value in rtf.items()
+    ]  # fmt: skip
+    return {
+        "date": "2026-11-26", "cpu": "AMD EPYC", "cpu_features": {"avx2": True, "avx512f": False}, "threads": 2,
+        "torch": "2.13.0", "weights": "random", "items": 2, "audio_s": 9.5, "rounds": 1,
+        "conv_ms": {"channels first": 122.0, "time-major": 68.4}, "rows": rows,
+    }  # fmt: skip
+
+
+def test_the_fp32_path_section_names_the_fastest_variant_of_its_run(tmp_path: Path) -> None:
+    assert "No run yet" in fp32_path_markdown(tmp_path)
+    path = tmp_path / "fp32-path-2026-11-26.json"
+    path.write_text(json.dumps(fp32_path_results({"eager, channels first": 0.74, "compiled, time-major": 0.55})))
+    text = fp32_path_markdown(tmp_path)
+    assert "Fastest here: **compiled, time-major**" in text
+    assert "(without AVX-512)" in text and "time-major 68.4 ms" in text
+    assert "| compiled, time-major | 0.55 | 0.743x | 1 | 225.5 / 105.6 | 2/2 |" in text
+    path.write_text(json.dumps(fp32_path_results({"eager, channels first": 0.5, "compiled, time-major": 0.55})))
+    assert "Fastest here: **eager, channels first**" in fp32_path_markdown(tmp_path)

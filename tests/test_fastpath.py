@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from pattern_tts.synthesis.batched import BatchedKokoro
-from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
+from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
+from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest, load_kmodel
 from pattern_tts.synthesis.fastpath import autocast_dtype, configure_compile_cache, cpu_has_fast_bf16
 from pattern_tts.synthesis.fused import Fused, adain, adain_snake, masked_add
 
@@ -127,26 +127,34 @@ def test_bf16_keeps_durations_and_audio(tiny_weights_dir: Path, eager_outputs: l
 
 
 def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """bf16 on CPU runs the generator's resblock convolutions on time-major (channels-last) memory;
-    only the order of the convolutions' sums changes."""
-    engine = KokoroEngine(tiny_weights_dir, precision="bf16")
-    assert engine.batched.time_major
-    layouts: list[bool] = []
-    conv = engine.batched._conv
+    """On CPU the generator's resblock convolutions run on time-major (channels-last) memory; only the
+    order of their sums changes. Checked in float64 (exact but for that order), on the model as loaded
+    (weight norm as shipped, so the convolutions' weights come from their hooks), from the first call."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = load_kmodel(tiny_weights_dir)
+        voice = torch.load(tiny_weights_dir / "voices" / "af_heart.pt", weights_only=True).double()
+        items = [BatchItem(token_ids(model, p), voice[len(p), 0], seed=i) for i, p in enumerate(PHONEMES)]
+        time_major = BatchedKokoro(model)
+        assert time_major.time_major
+        layouts: list[bool] = []
+        conv = time_major._conv
 
-    def recording_conv(c: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
-        layouts.append(x.stride(1) == 1)
-        return conv(c, x)
+        def recording_conv(c: torch.nn.Conv1d, x: torch.Tensor) -> torch.Tensor:
+            layouts.append(x.stride(1) == 1)
+            return conv(c, x)
 
-    monkeypatch.setattr(engine.batched, "_conv", recording_conv)
-    time_major = _synthesize(engine)
-    assert layouts and all(layouts), "every resblock convolution should get time-major input"
-    engine.batched = BatchedKokoro(engine.model, autocast_dtype=torch.bfloat16)
-    engine.batched.time_major = False
-    channels_first = _synthesize(engine)
-    for a, b in zip(time_major, channels_first, strict=True):
-        assert torch.equal(a.durations, b.durations)
-        assert snr_db(b.audio, a.audio) >= 40
+        monkeypatch.setattr(time_major, "_conv", recording_conv)
+        first = time_major(items, batch_decoder=False)
+        assert layouts and all(layouts), "every resblock convolution should get time-major input"
+        channels_first = BatchedKokoro(model)
+        channels_first.time_major = False
+        for a, b in zip(first, channels_first(items, batch_decoder=False), strict=True):
+            assert torch.equal(a.durations, b.durations)
+            assert snr_db(b.audio, a.audio) >= 100
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def test_reduced_precision_engine_stores_decoder_convs_in_it_with_the_same_audio(

@@ -111,7 +111,7 @@ class BatchedKokoro:
     Fast path (both off by default): ``compile=True`` compiles the element-wise chains (masked
     AdaIN, AdaIN + Snake, the masked residual add; pattern_tts/synthesis/fused.py) with dynamic
     shapes; ``autocast_dtype`` runs the decoder's core (decoder blocks and the generator's upsampling
-    stack) under autocast (bfloat16 / float16), on CPU with the generator's resblocks time-major.
+    stack) under autocast (bfloat16 / float16). On CPU the generator's resblocks run time-major.
     Source, STFT and inverse STFT always run in float32.
     """
 
@@ -121,10 +121,11 @@ class BatchedKokoro:
         self.model = model
         self.autocast_dtype = autocast_dtype
         self.fused = Fused(compile=compile)
-        # The generator's resblocks keep their activations time-major (channels last) in reduced
-        # precision on CPU: oneDNN's bf16 convolutions, the dilated ones above all, measured faster
-        # on that layout (k=11, dilation 5: 39 against 55 ms); in float32 it made no difference.
-        self.time_major = autocast_dtype is not None and model.device.type == "cpu"
+        # On CPU the generator's resblocks keep their activations time-major (channels last):
+        # oneDNN's convolutions, the dilated ones above all, measured faster on that layout (k=11,
+        # dilation 5, 128 channels: bf16 39 against 55 ms with AVX-512 BF16, where float32 did not
+        # change; float32 68 against 122 ms on an AVX2-only CPU; python -m bench.fp32_path).
+        self.time_major = model.device.type == "cpu"
 
     @property
     def device(self) -> torch.device:
@@ -307,9 +308,12 @@ class BatchedKokoro:
     def _conv(self, conv: nn.Conv1d, x: Tensor) -> Tensor:
         """``conv(x)`` for the resblocks' stride-1 convolutions; with ``time_major``, as a 2-D
         convolution on channels-last memory, which oneDNN runs on ``x``'s own layout and answers in it
-        (a 1-D convolution would reorder ``x`` to channels first and back)."""
+        (a 1-D convolution would reorder ``x`` to channels first and back). Its forward pre-hooks run
+        first, as in ``conv(x)``: with weight norm as shipped (not folded) they set ``conv.weight``."""
         if not self.time_major:
             return conv(x)
+        for hook in conv._forward_pre_hooks.values():
+            hook(conv, (x,))
         padding, dilation = (0, int(conv.padding[0])), (1, conv.dilation[0])
         x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # a view for time-major x
         return F.conv2d(x4, conv.weight.unsqueeze(2), conv.bias, 1, padding, dilation).squeeze(2)

@@ -1,0 +1,177 @@
+"""The float32 path on CPU: the resblocks' memory layout and torch.compile, measured side by side.
+
+    flock /tmp/pattern-tts-bench.lock .venv/bin/python -m bench.fp32_path [--weights DIR] [--rounds 5]
+
+On CPUs without AVX-512 BF16 or AMX the kokoro model runs in float32 (``PATTERN_TTS_PRECISION=auto``),
+so this is the path most CPUs serve. Four variants of ``BatchedKokoro`` on the same model, all
+float32, one item at a time as the kokoro model decodes on CPU: eager or compiled (the fused
+element-wise chains, ``pattern_tts/synthesis/fused.py``) times the generator's resblocks laid out
+channels first or time-major (channels last). They run on the concurrency-1 sentences of
+``bench.run`` in alternating rounds (the order reverses every round; this machine's speed drifts
+over minutes), and each is compared with eager channels-first, the plain float32 path: waveform SNR
+and equal durations per sentence. Also timed: one resblock convolution in both layouts (128
+channels, kernel 11, dilation 5, 24,000 frames), and each variant's first call (compilation
+included). Prints a table and writes ``bench/results/fp32-path-<date>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from bench import corpus
+from bench.workload import CACHE, resolve_weights
+from pattern_tts.cpu import cpu_quota
+from pattern_tts.synthesis.batched import SAMPLES_PER_FRAME, BatchedKokoro, BatchItem
+from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
+from pattern_tts.synthesis.fastpath import configure_compile_cache, cpu_flags, cpu_has_fast_bf16
+from pattern_tts.text.g2p import Phonemizer
+from pattern_tts.weights.parity import snr_db
+
+RESULTS = Path(__file__).resolve().parent / "results"
+C1_SENTENCES, C1_MAX_WORDS = 6, 40  # bench.run's concurrency-1 workload
+REFERENCE = "eager, channels first"
+
+
+def cpu_name() -> str:
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+    except OSError:
+        return "unknown"
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
+
+
+def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def conv_ms(threads: int) -> dict[str, float]:
+    """One resblock convolution, float32, channels first (Conv1d) and time-major (the 2-D convolution
+    on channels-last memory that ``BatchedKokoro._conv`` runs)."""
+    torch.set_num_threads(threads)
+    conv = torch.nn.Conv1d(128, 128, 11, dilation=5, padding=25)
+    x = torch.randn(1, 128, 24_000)
+    x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
+    weight = conv.weight.unsqueeze(2)
+    with torch.no_grad():
+        first = median_seconds(lambda: conv(x), 5)
+        last = median_seconds(lambda: F.conv2d(x4, weight, conv.bias, 1, (0, 25), (1, 5)), 5)
+    return {"channels first": round(first * 1000, 1), "time-major": round(last * 1000, 1)}
+
+
+def variants(engine: KokoroEngine) -> dict[str, BatchedKokoro]:
+    out = {}
+    for compiled in (False, True):
+        for time_major in (False, True):
+            batched = BatchedKokoro(engine.model, compile=compiled)
+            batched.time_major = time_major
+            name = f"{'compiled' if compiled else 'eager'}, {'time-major' if time_major else 'channels first'}"
+            out[name] = batched
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, help="weights directory (default: as bench.run picks them)")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: the CPU quota)")
+    parser.add_argument("--json", type=Path, help="results file (default: bench/results/fp32-path-<date>.json)")
+    args = parser.parse_args()
+    threads = args.threads or cpu_quota()
+    torch.set_num_threads(threads)
+    weights, weights_kind, voice = resolve_weights(args.weights)
+    configure_compile_cache(CACHE / "compile")
+
+    engine = KokoroEngine(weights)  # float32, weight norm folded
+    phonemizer = Phonemizer(engine.vocab)
+    texts = [s.text for s in corpus.mixed(C1_SENTENCES, max_words=C1_MAX_WORDS)]
+    items: list[BatchItem] = [
+        engine.prepare(SynthesisRequest(chunk.phonemes, voice, seed=i))
+        for i, text in enumerate(texts)
+        for chunk in phonemizer.chunks(text)
+    ]
+    systems = variants(engine)
+
+    def synthesize(name: str) -> list[Any]:
+        with torch.no_grad():
+            return [systems[name]([item], batch_decoder=False)[0] for item in items]
+
+    first_call: dict[str, float] = {}
+    outputs: dict[str, list[Any]] = {}
+    for name in systems:
+        start = time.perf_counter()
+        outputs[name] = synthesize(name)
+        first_call[name] = round(time.perf_counter() - start, 2)
+        print(f"{name}: first call {first_call[name]} s", flush=True)
+    audio_s = sum(len(o.audio) for o in outputs[REFERENCE]) / 24_000
+
+    rtf: dict[str, list[float]] = {name: [] for name in systems}
+    for round_ in range(args.rounds):
+        order = list(systems) if round_ % 2 == 0 else list(reversed(systems))
+        for name in order:
+            start = time.perf_counter()
+            synthesize(name)
+            rtf[name].append(round((time.perf_counter() - start) / audio_s, 4))
+        print(f"round {round_ + 1}: " + ", ".join(f"{n} {rtf[n][-1]}" for n in systems), flush=True)
+
+    reference = outputs[REFERENCE]
+    rows = [
+        {
+            "variant": name,
+            "rtf_median": round(statistics.median(rtf[name]), 4),
+            "rtf_rounds": rtf[name],
+            "vs_reference": round(statistics.median(rtf[name]) / statistics.median(rtf[REFERENCE]), 3),
+            "first_call_s": first_call[name],
+            "snr_db": [round(snr_db(r.audio, o.audio), 1) for r, o in zip(reference, outputs[name], strict=True)],
+            "same_durations": sum(
+                torch.equal(r.durations, o.durations) for r, o in zip(reference, outputs[name], strict=True)
+            ),
+        }
+        for name in systems
+    ]
+    flags = cpu_flags()
+    result = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "cpu": cpu_name(),
+        "cpu_features": {f: f in flags for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
+        "cpu_fast_bf16": cpu_has_fast_bf16(),
+        "threads": threads,
+        "torch": torch.__version__,
+        "weights": weights_kind,
+        "voice": voice,
+        "items": len(items),
+        "frames": [len(o.audio) // SAMPLES_PER_FRAME for o in reference],
+        "audio_s": round(audio_s, 2),
+        "rounds": args.rounds,
+        "conv_ms": conv_ms(threads),
+        "rows": rows,
+    }
+    out = args.json or RESULTS / f"fp32-path-{dt.date.today().isoformat()}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n{result['cpu']}, {threads} threads, {len(items)} items, {audio_s:.1f} s of audio, {args.rounds} rounds")
+    print(f"one resblock convolution (ms): {result['conv_ms']}")
+    print(f"{'variant':28s} {'RTF':>7s} {'vs ref':>7s} {'first s':>8s}  SNR dB per item (same durations)")
+    for r in rows:
+        print(f"{r['variant']:28s} {r['rtf_median']:7.3f} {r['vs_reference']:7.3f} {r['first_call_s']:8.2f}  "
+              f"{r['snr_db']} ({r['same_durations']}/{len(items)})")
+    print(f"\nwrote {out}")
+
+
+if __name__ == "__main__":
+    main()
