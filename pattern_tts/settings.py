@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     compile: Literal["auto", "true", "false"] = Field(
         default="auto",
         description="torch.compile (Inductor) the decoder's element-wise chains at model load: auto "
-        "= with bf16/fp16 only (measured faster there, slower in fp32 on CPU). The warm-up delays "
-        "readiness; its cache lives under cache_dir/compile.",
+        "= on (measured faster in bf16, and in fp32 on a CPU without AVX-512: bench/fp32_path.py). "
+        "The warm-up delays readiness; its cache lives under cache_dir/compile.",
     )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
         default="auto",
