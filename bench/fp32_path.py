@@ -21,7 +21,6 @@ import datetime as dt
 import json
 import statistics
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from bench import corpus
+from bench.int8_convs import median_ms
 from bench.workload import CACHE, resolve_weights
 from pattern_tts.cpu import cpu_quota
 from pattern_tts.synthesis.batched import SAMPLES_PER_FRAME, BatchedKokoro, BatchItem
@@ -50,16 +50,6 @@ def cpu_name() -> str:
     return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
 
 
-def median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def conv_ms(threads: int) -> dict[str, float]:
     """One resblock convolution, float32, channels first (Conv1d) and time-major (the 2-D convolution
     on channels-last memory that ``BatchedKokoro._conv`` runs)."""
@@ -69,9 +59,10 @@ def conv_ms(threads: int) -> dict[str, float]:
     x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
     weight = conv.weight.unsqueeze(2)
     with torch.no_grad():
-        first = median_seconds(lambda: conv(x), 5)
-        last = median_seconds(lambda: F.conv2d(x4, weight, conv.bias, 1, (0, 25), (1, 5)), 5)
-    return {"channels first": round(first * 1000, 1), "time-major": round(last * 1000, 1)}
+        return {
+            "channels first": median_ms(lambda: conv(x), 5),
+            "time-major": median_ms(lambda: F.conv2d(x4, weight, conv.bias, 1, (0, 25), (1, 5)), 5),
+        }
 
 
 def variants(engine: KokoroEngine) -> dict[str, BatchedKokoro]:
