@@ -25,43 +25,30 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
-from bench import corpus
 from bench.int8_convs import median_ms
-from bench.workload import CACHE, resolve_weights
-from pattern_tts.cpu import cpu_quota
+from bench.workload import CACHE, Plan, make_workload, resolve_weights
+from pattern_tts.cpu import cpu_flags, cpu_model, cpu_quota
 from pattern_tts.synthesis.batched import SAMPLES_PER_FRAME, BatchedKokoro, BatchItem
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
-from pattern_tts.synthesis.fastpath import configure_compile_cache, cpu_flags, cpu_has_fast_bf16
-from pattern_tts.text.g2p import Phonemizer
+from pattern_tts.synthesis.fastpath import configure_compile_cache, cpu_has_fast_bf16
 from pattern_tts.weights.parity import snr_db
 
 RESULTS = Path(__file__).resolve().parent / "results"
-C1_SENTENCES, C1_MAX_WORDS = 6, 40  # bench.run's concurrency-1 workload
 REFERENCE = "eager, channels first"
 
 
-def cpu_name() -> str:
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        return "unknown"
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")), "unknown")
-
-
-def conv_ms(threads: int) -> dict[str, float]:
-    """One resblock convolution, float32, channels first (Conv1d) and time-major (the 2-D convolution
-    on channels-last memory that ``BatchedKokoro._conv`` runs)."""
-    torch.set_num_threads(threads)
+def conv_ms(systems: dict[str, BatchedKokoro]) -> dict[str, float]:
+    """One resblock convolution in float32 through ``BatchedKokoro._conv``, channels first and
+    time-major."""
     conv = torch.nn.Conv1d(128, 128, 11, dilation=5, padding=25)
     x = torch.randn(1, 128, 24_000)
-    x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)
-    weight = conv.weight.unsqueeze(2)
+    channels_first, time_major = systems[REFERENCE], systems["eager, time-major"]
+    x_time_major = time_major._time_major(x)
     with torch.no_grad():
         return {
-            "channels first": median_ms(lambda: conv(x), 5),
-            "time-major": median_ms(lambda: F.conv2d(x4, weight, conv.bias, 1, (0, 25), (1, 5)), 5),
+            "channels first": median_ms(lambda: channels_first._conv(conv, x), 5),
+            "time-major": median_ms(lambda: time_major._conv(conv, x_time_major), 5),
         }
 
 
@@ -89,13 +76,8 @@ def main() -> None:
     configure_compile_cache(CACHE / "compile")
 
     engine = KokoroEngine(weights)  # float32, weight norm folded
-    phonemizer = Phonemizer(engine.vocab)
-    texts = [s.text for s in corpus.mixed(C1_SENTENCES, max_words=C1_MAX_WORDS)]
-    items: list[BatchItem] = [
-        engine.prepare(SynthesisRequest(chunk.phonemes, voice, seed=i))
-        for i, text in enumerate(texts)
-        for chunk in phonemizer.chunks(text)
-    ]
+    phonemes = make_workload(Plan(quick=False), weights, voice).perf_entries()  # bench.run's c=1 chunks
+    items: list[BatchItem] = [engine.prepare(SynthesisRequest(p, voice, seed=i)) for i, p in enumerate(phonemes)]
     systems = variants(engine)
 
     def synthesize(name: str) -> list[Any]:
@@ -121,12 +103,13 @@ def main() -> None:
         print(f"round {round_ + 1}: " + ", ".join(f"{n} {rtf[n][-1]}" for n in systems), flush=True)
 
     reference = outputs[REFERENCE]
+    median = {name: statistics.median(values) for name, values in rtf.items()}
     rows = [
         {
             "variant": name,
-            "rtf_median": round(statistics.median(rtf[name]), 4),
+            "rtf_median": round(median[name], 4),
             "rtf_rounds": rtf[name],
-            "vs_reference": round(statistics.median(rtf[name]) / statistics.median(rtf[REFERENCE]), 3),
+            "vs_reference": round(median[name] / median[REFERENCE], 3),
             "first_call_s": first_call[name],
             "snr_db": [round(snr_db(r.audio, o.audio), 1) for r, o in zip(reference, outputs[name], strict=True)],
             "same_durations": sum(
@@ -138,7 +121,7 @@ def main() -> None:
     flags = cpu_flags()
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "cpu": cpu_name(),
+        "cpu": cpu_model() or "unknown",
         "cpu_features": {f: f in flags for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")},
         "cpu_fast_bf16": cpu_has_fast_bf16(),
         "threads": threads,
@@ -149,7 +132,7 @@ def main() -> None:
         "frames": [len(o.audio) // SAMPLES_PER_FRAME for o in reference],
         "audio_s": round(audio_s, 2),
         "rounds": args.rounds,
-        "conv_ms": conv_ms(threads),
+        "conv_ms": conv_ms(systems),
         "rows": rows,
     }
     out = args.json or RESULTS / f"fp32-path-{dt.date.today().isoformat()}.json"
@@ -159,8 +142,10 @@ def main() -> None:
     print(f"one resblock convolution (ms): {result['conv_ms']}")
     print(f"{'variant':28s} {'RTF':>7s} {'vs ref':>7s} {'first s':>8s}  SNR dB per item (same durations)")
     for r in rows:
-        print(f"{r['variant']:28s} {r['rtf_median']:7.3f} {r['vs_reference']:7.3f} {r['first_call_s']:8.2f}  "
-              f"{r['snr_db']} ({r['same_durations']}/{len(items)})")
+        print(
+            f"{r['variant']:28s} {r['rtf_median']:7.3f} {r['vs_reference']:7.3f} {r['first_call_s']:8.2f}  "
+            f"{r['snr_db']} ({r['same_durations']}/{len(items)})"
+        )
     print(f"\nwrote {out}")
 
 

@@ -309,21 +309,13 @@ def git_state() -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    from pattern_tts.cpu import cpu_quota
+    from pattern_tts.cpu import cpu_flags, cpu_model, cpu_quota
 
-    flags = Path("/proc/cpuinfo").read_text().split() if Path("/proc/cpuinfo").is_file() else []
+    flags = cpu_flags()
     return {
         "cpus": os.cpu_count(),
         "cpu_quota": cpu_quota(),
-        "cpu_model": model,
+        "cpu_model": cpu_model(),
         "avx512_bf16": "avx512_bf16" in flags,
         "amx_bf16": "amx_bf16" in flags,
         "python": platform.python_version(),

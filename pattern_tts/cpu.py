@@ -1,9 +1,11 @@
-"""CPU quota from cgroup limits (what a Kubernetes pod may use), not the host's core count."""
+"""The CPU this process runs on: its quota from cgroup limits (what a Kubernetes pod may use), not
+the host's core count, and what /proc/cpuinfo says of it."""
 
 from __future__ import annotations
 
 import math
 import os
+from functools import lru_cache
 from pathlib import Path
 
 
@@ -33,3 +35,27 @@ def _cgroup_v1_quota() -> float | None:
     except (OSError, ValueError):
         return None
     return quota / period if quota > 0 and period > 0 else None
+
+
+def _cpuinfo_field(name: str) -> str:
+    """The value of the first ``name : value`` line of /proc/cpuinfo ("" where unreadable or absent)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == name:
+            return value.strip()
+    return ""
+
+
+@lru_cache
+def cpu_flags() -> frozenset[str]:
+    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is unreadable)."""
+    return frozenset(_cpuinfo_field("flags").split())
+
+
+def cpu_model() -> str:
+    """The CPU's model name as the kernel reports it ("" where unknown)."""
+    return _cpuinfo_field("model name")

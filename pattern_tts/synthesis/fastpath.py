@@ -9,29 +9,15 @@
 from __future__ import annotations
 
 import os
-from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
 import torch
 
-from pattern_tts.cpu import cpu_quota
+from pattern_tts.cpu import cpu_flags, cpu_quota
 
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
-
-
-@lru_cache
-def cpu_flags() -> frozenset[str]:
-    """The CPU feature flags the kernel reports (empty where /proc/cpuinfo is unreadable)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return frozenset()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return frozenset(line.split(":", 1)[1].split())
-    return frozenset()
 
 
 def cpu_has_fast_bf16() -> bool:
@@ -73,6 +59,5 @@ __all__ = [
     "Precision",
     "autocast_dtype",
     "configure_compile_cache",
-    "cpu_flags",
     "cpu_has_fast_bf16",
 ]
