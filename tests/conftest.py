@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import pytest
+import torch
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 
@@ -106,6 +107,18 @@ def start_pattern_tts(args: list[str], env: dict[str, str], log_path: Path) -> s
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+
+
+@contextmanager
+def float64_default_dtype() -> Iterator[None]:
+    """float64 as torch's default dtype inside the block (Kokoro makes float tensors with ``torch.zeros``
+    inside its forward pass, so the model alone cannot be switched)."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 @contextmanager

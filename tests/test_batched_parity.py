@@ -12,6 +12,7 @@ from kokoro import KModel
 
 from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
 from pattern_tts.synthesis.engine import load_kmodel
+from tests.conftest import float64_default_dtype
 
 PARITY_SNR_DB = 40.0
 # CI runs this on the CPU; on a GPU machine, PATTERN_TTS_TEST_DEVICE=cuda runs the same checks there
@@ -37,12 +38,8 @@ def random_phonemes(model: KModel, length: int, generator: torch.Generator) -> s
 
 @pytest.fixture(scope="module")
 def float64_default() -> Iterator[None]:
-    """float64 as the default dtype (Kokoro makes float tensors with ``torch.zeros`` inside its
-    forward pass, so the model alone cannot be switched)."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(previous)
+    with float64_default_dtype():
+        yield
 
 
 def random_items(
@@ -111,9 +108,7 @@ def test_full_size_batch_matches_kokoro_batch1(tmp_path_factory: pytest.TempPath
     from pattern_tts.synthesis.random_weights import write_random_kokoro
 
     weights = write_random_kokoro(tmp_path_factory.mktemp("full-kokoro"), size="full")
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with float64_default_dtype():
         model = load_kmodel(weights).to(DEVICE)
         lengths = (3, 40, 150, 400)
         items = random_items(model, weights, lengths, (1.0,) * 4, lengths, seed=3)
@@ -122,5 +117,3 @@ def test_full_size_batch_matches_kokoro_batch1(tmp_path_factory: pytest.TempPath
             audio, durations = model.forward_with_tokens(item.input_ids[None], item.ref_s[None], item.speed)
             assert torch.equal(out.durations.cpu(), durations.reshape(-1).cpu())
             assert snr_db(audio.cpu(), out.audio.cpu()) >= PARITY_SNR_DB
-    finally:
-        torch.set_default_dtype(previous)

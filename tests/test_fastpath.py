@@ -16,6 +16,7 @@ from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest, load_kmodel
 from pattern_tts.synthesis.fastpath import autocast_dtype, configure_compile_cache, cpu_has_fast_bf16
 from pattern_tts.synthesis.fused import Fused, adain, adain_snake, masked_add
+from tests.conftest import float64_default_dtype
 
 FIDELITY_SNR_DB = 25.0
 PHONEMES = ("hˈɛlO wˈɜɹld.", "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˈOvəɹ ðə lˈAzi dˈɔɡ.")
@@ -130,9 +131,7 @@ def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path, monkeypatch
     """On CPU the generator's resblock convolutions run on time-major (channels-last) memory; only the
     order of their sums changes. Checked in float64 (exact but for that order), on the model as loaded
     (weight norm as shipped, so the convolutions' weights come from their hooks), from the first call."""
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    try:
+    with float64_default_dtype():
         model = load_kmodel(tiny_weights_dir)
         voice = torch.load(tiny_weights_dir / "voices" / "af_heart.pt", weights_only=True).double()
         items = [BatchItem(token_ids(model, p), voice[len(p), 0], seed=i) for i, p in enumerate(PHONEMES)]
@@ -153,8 +152,6 @@ def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path, monkeypatch
         for a, b in zip(first, channels_first(items, batch_decoder=False), strict=True):
             assert torch.equal(a.durations, b.durations)
             assert snr_db(b.audio, a.audio) >= 100
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def test_reduced_precision_engine_stores_decoder_convs_in_it_with_the_same_audio(
