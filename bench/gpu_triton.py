@@ -12,6 +12,11 @@ and computing, and writes ``bench/results/gpu-triton-<date>.json`` (or ``--out``
 
 By default it runs the fast path as deployed (``compile=auto``: compiled bfloat16) and eager.
 
+``--configs 1x16,2x16,2x32`` compares instance counts and max batch sizes (INSTANCESxMAX_BATCH, the
+batching-on mode's ``max_batch_size``) in one run; ``--rounds 2`` runs them again in reverse order, so
+that a drift of the machine over the run shows as a difference between rounds rather than between
+configurations. All starts of one compile setting share one compile cache.
+
 Without ``--weights`` it uses full-size random weights with realistic durations.
 """
 
@@ -40,8 +45,16 @@ from bench.triton_metrics import EXECUTIONS, REQUESTS, kokoro_counters
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 SAMPLE_RATE = 24000
-MODES = {"on": {"max_batch_size": "16", "max_queue_delay_us": "3000"},
-         "off": {"max_batch_size": "1", "max_queue_delay_us": "0"}}  # fmt: skip
+QUEUE_DELAY_US = {"on": "3000", "off": "0"}
+
+
+def parse_configs(text: str) -> list[tuple[int, int]]:
+    """``"1x16,2x32"`` -> ``[(1, 16), (2, 32)]``: (kokoro instances, max batch size with batching on)."""
+    configs = []
+    for item in text.split(","):
+        instances, _, max_batch = item.strip().partition("x")
+        configs.append((int(instances), int(max_batch or 16)))
+    return configs
 
 
 def free_port() -> int:
@@ -50,17 +63,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def render_kokoro(dest: Path, weights: Path, mode: str, args: argparse.Namespace) -> Path:
-    """``model_repository/kokoro`` alone, its placeholders filled for ``args.kind`` and ``mode``."""
-    repository = dest / f"repository-{mode}"
+def render_kokoro(dest: Path, weights: Path, mode: str, setup: tuple[int, int], args: argparse.Namespace) -> Path:
+    """``model_repository/kokoro`` alone, its placeholders filled for ``args.kind``, ``mode`` and
+    ``setup`` (instances, max batch size when batching is on)."""
+    instances, max_batch = setup
+    repository = dest / f"repository-{instances}x{max_batch}-{mode}"
+    shutil.rmtree(repository, ignore_errors=True)  # a later round renders the same configuration again
     shutil.copytree(ROOT / "model_repository" / "kokoro", repository / "kokoro",
                     ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     config = repository / "kokoro" / "config.pbtxt"
     config.write_text(string.Template(config.read_text()).substitute(
-        weights_dir=str(weights), instance_count=str(args.instances), instance_kind=f"KIND_{args.kind.upper()}",
+        weights_dir=str(weights), instance_count=str(instances), instance_kind=f"KIND_{args.kind.upper()}",
         threads="0",
         batch_decoder="auto", compile=args.compile, precision=args.precision,
-        compile_cache_dir=str(dest / "compile"), priority_levels="0", **MODES[mode],
+        compile_cache_dir=str(dest / "compile"), priority_levels="0",
+        max_batch_size=str(max_batch if mode == "on" else 1), max_queue_delay_us=QUEUE_DELAY_US[mode],
     ))  # fmt: skip
     return repository
 
@@ -143,10 +160,11 @@ def load(url: str, metrics_url: str, items: list[str], voice: str, concurrency: 
     }
 
 
-def run_mode(args: argparse.Namespace, work: Path, weights: Path, voice: str, mode: str) -> dict:
-    repository = render_kokoro(work, weights, mode, args)
+def run_mode(args: argparse.Namespace, work: Path, weights: Path, voice: str, mode: str,
+             setup: tuple[int, int], round_: int) -> dict:  # fmt: skip
+    repository = render_kokoro(work, weights, mode, setup, args)
     http, metrics = free_port(), free_port()
-    log_path = work / f"triton-{mode}.log"
+    log_path = work / f"triton-{setup[0]}x{setup[1]}-{mode}-round{round_}.log"
     command = [args.tritonserver, f"--model-repository={repository}", f"--backend-directory={args.backend_dir}",
                "--http-address=127.0.0.1", f"--http-port={http}", f"--grpc-port={free_port()}",
                f"--metrics-port={metrics}", "--strict-readiness=true", "--exit-on-error=true",
@@ -179,7 +197,10 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, help="weights directory (default: full-size random)")
     parser.add_argument("--kind", default="gpu", choices=["gpu", "cpu"], help="instance kind (cpu: a smoke test)")
     parser.add_argument("--voice", default=None)
-    parser.add_argument("--instances", type=int, default=1, help="kokoro model instances (instance_group count)")
+    parser.add_argument("--configs", type=parse_configs, default=[(1, 16)],
+                        help="comma list of INSTANCESxMAX_BATCH: kokoro instances (instance_group count) and"
+                             " max_batch_size with batching on; one run each")  # fmt: skip
+    parser.add_argument("--rounds", type=int, default=1, help="run the configs this many times, alternating order")
     parser.add_argument("--items", type=int, default=64, help="requests per concurrency level")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[1, 4, 16])
     parser.add_argument("--compile", default="auto,false", help="comma list of the compile setting: one run each")
@@ -188,6 +209,7 @@ def main() -> None:
     parser.add_argument("--log-verbose", type=int, default=0, help="tritonserver's --log-verbose")
     parser.add_argument("--startup-timeout", type=float, default=600)
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--note", default=None, help="a sentence kept in the results (how and where it ran)")
     args = parser.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -200,23 +222,33 @@ def main() -> None:
         kind = "random full-size, realistic durations"
     voice = args.voice or sorted(p.stem for p in (weights / "voices").glob("*.pt"))[0]
     results: dict[str, Any] = {"date": dt.date.today().isoformat(), "device": device_name(args.kind), "runs": []}
-    for compile_ in args.compile.split(","):
-        args.compile = compile_
-        variant_dir = work / f"compile-{compile_}"
-        run = {
-            "weights_kind": kind,
-            "kind": args.kind,
-            "compile": compile_,
-            "precision": args.precision,
-            "instances": args.instances,
-            # Each variant renders its repositories and writes its logs in a directory of its own.
-            "modes": [run_mode(args, variant_dir, weights, voice, mode) for mode in args.modes.split(",")],
-        }
-        results["runs"].append(run)
-        print_run(run)
+    if args.note:
+        results["note"] = args.note
     out = args.out or RESULTS / f"gpu-triton-{results['date']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(results, indent=1) + "\n")
+    compiles = args.compile.split(",")
+    for round_ in range(1, args.rounds + 1):
+        configs = args.configs if round_ % 2 else args.configs[::-1]
+        for compile_ in compiles:
+            args.compile = compile_
+            # Each compile setting renders its repositories, keeps its compile cache and writes its logs in a
+            # directory of its own.
+            variant_dir = work / f"compile-{compile_}"
+            for instances, max_batch in configs:
+                run = {
+                    "weights_kind": kind,
+                    "kind": args.kind,
+                    "compile": compile_,
+                    "precision": args.precision,
+                    "instances": instances,
+                    "max_batch": max_batch,
+                    "round": round_,
+                    "modes": [run_mode(args, variant_dir, weights, voice, mode, (instances, max_batch), round_)
+                              for mode in args.modes.split(",")],
+                }  # fmt: skip
+                results["runs"].append(run)
+                print_run(run)
+                out.write_text(json.dumps(results, indent=1) + "\n")  # after each run: a cut-off run keeps its rows
     print(f"wrote {out}")
 
 
@@ -228,8 +260,9 @@ def device_name(kind: str) -> str:
 
 
 def print_run(run: dict) -> None:
-    print(f"\nkokoro on Triton, {run.get('instances', 1)} x KIND_{run['kind'].upper()} ({run['weights_kind']}; "
-          f"compile={run['compile']}, precision={run['precision']})")  # fmt: skip
+    print(f"\nkokoro on Triton, {run.get('instances', 1)} x KIND_{run['kind'].upper()}, max batch"
+          f" {run.get('max_batch', 16)}, round {run.get('round', 1)} ({run['weights_kind']};"
+          f" compile={run['compile']}, precision={run['precision']})", flush=True)  # fmt: skip
     print(f"{'batching':>8} {'conc':>4} {'audio s/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'batch':>6} "
           f"{'queue ms':>8} {'compute ms':>10}")  # fmt: skip
     for mode in run["modes"]:

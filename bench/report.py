@@ -651,26 +651,29 @@ def gpu_triton_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 
 def gpu_instances_markdown(results_dir: Path) -> str:
-    """The latest ``bench/gpu_triton.py --instances`` comparison (``gpu-instances-<date>.json``)."""
+    """The latest ``bench/gpu_triton.py --configs`` comparison (``gpu-instances-<date>.json``): kokoro
+    instances and max batch sizes, each configuration's rows in the order they ran."""
     latest = latest_results(results_dir, "gpu-instances-*.json")
     if latest is None:
         return ""
     path, data = latest
+    runs = sorted(data["runs"], key=lambda run: (run["instances"], run.get("max_batch", 16), run.get("round", 1)))
     rows = [
-        [run["instances"], r["concurrency"], r["audio_s_per_s"], r["p50_ms"], r["p95_ms"], r["mean_batch"],
-         r["queue_ms_per_request"], r["compute_ms_per_request"]]
-        for run in sorted(data["runs"], key=lambda run: run["instances"])
+        [run["instances"], run.get("max_batch", 16), run.get("round", 1), r["concurrency"], r["audio_s_per_s"],
+         r["p50_ms"], r["p95_ms"], r["mean_batch"], r["queue_ms_per_request"], r["compute_ms_per_request"]]
+        for run in runs
         for r in run["modes"][0]["rows"]
     ]  # fmt: skip
     return (
         f"\n### Instances of the kokoro model on one GPU ({data['date']})\n\n"
         f"Raw results: `{shown(path)}`. {data['note']}.\n\n"
-        + _table(["instances", "concurrency", "audio s / s", "p50 ms", "p95 ms", "mean batch", "queue ms",
-                  "batch compute ms"], rows)  # fmt: skip
+        + _table(["instances", "max batch", "round", "concurrency", "audio s / s", "p50 ms", "p95 ms", "mean batch",
+                  "queue ms", "batch compute ms"], rows)  # fmt: skip
         + "\n\nWith one instance, a closed loop of clients falls into a few batches that take turns (the mean batch"
-        " stays well below the 16 allowed): the requests of a batch come back together and queue together behind"
+        " stays well below the max batch): the requests of a batch come back together and queue together behind"
         " the next one."
-        " A second instance runs while the first one's responses travel, so the GPU idles less.\n"
+        " A second instance runs while the first one's responses travel, so the GPU idles less."
+        " A max batch above the mean batch that the load forms changes nothing.\n"
     )
 
 

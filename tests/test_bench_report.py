@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.report import batching_target, fp32_path_markdown, windows_markdown
+from bench.report import batching_target, fp32_path_markdown, gpu_instances_markdown, windows_markdown
 
 
 def phases(on: float, off: float) -> dict[str, Any]:
@@ -95,3 +95,28 @@ def test_the_fp32_path_section_names_the_fastest_variant_of_its_run(tmp_path: Pa
     assert "| compiled, time-major | 0.55 | 0.743x | 1 | 225.5 / 105.6 | 2/2 |" in text
     path.write_text(json.dumps(fp32_path_results({"eager, channels first": 0.5, "compiled, time-major": 0.55})))
     assert "Fastest here: **eager, channels first**" in fp32_path_markdown(tmp_path)
+
+
+def instances_run(instances: int, rate: float, **config: int) -> dict[str, Any]:
+    row = {"concurrency": 16, "audio_s_per_s": rate, "p50_ms": 400.0, "p95_ms": 600.0, "mean_batch": 4.5,
+           "queue_ms_per_request": 150.0, "compute_ms_per_request": 260.0}  # fmt: skip
+    return {"instances": instances, **config, "modes": [{"mode": "on", "rows": [row]}]}
+
+
+def test_the_gpu_instances_section_shows_the_newest_run_with_its_max_batch_and_round(tmp_path: Path) -> None:
+    # An earlier file, written before runs recorded their max batch and round: it must still render.
+    older = {"date": "2026-11-26", "note": "older", "runs": [instances_run(2, 320.0), instances_run(1, 214.0)]}
+    (tmp_path / "gpu-instances-2026-11-26.json").write_text(json.dumps(older))
+    assert "| 1 | 16 | 1 | 16 | 214 |" in gpu_instances_markdown(tmp_path)
+
+    newer = {"date": "2026-11-26", "note": "newer", "runs": [
+        instances_run(1, 161.0, max_batch=16, round=1), instances_run(2, 299.0, max_batch=32, round=1),
+        instances_run(2, 314.0, max_batch=32, round=2), instances_run(1, 185.0, max_batch=16, round=2),
+    ]}  # fmt: skip
+    (tmp_path / "gpu-instances-2026-11-26T2345.json").write_text(json.dumps(newer))
+    text = gpu_instances_markdown(tmp_path)
+    assert "newer" in text and "older" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| ") and line[2].isdigit()]
+    # Sorted by configuration, then round: each configuration's rounds side by side.
+    assert [row.split(" | ")[:3] for row in rows] == [["| 1", "16", "1"], ["| 1", "16", "2"], ["| 2", "32", "1"],
+                                                     ["| 2", "32", "2"]]  # fmt: skip
