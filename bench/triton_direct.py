@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import time
@@ -46,22 +45,11 @@ def timed(client: httpclient.InferenceServerClient, phonemes: str, voice: str) -
 
 
 def perf_analyzer_binary() -> Path | None:
-    """``perf_analyzer`` from the tritonclient 2.51.0 wheel (installed next to the venv's python)."""
-    candidate = Path(sys.executable).parent / "perf_analyzer"
-    return candidate if candidate.is_file() else None
-
-
-def perf_env() -> dict[str, str]:
-    """LD_LIBRARY_PATH with libcudart.so.12 from PyPI nvidia-cuda-runtime-cu12 (perf_analyzer links it)."""
-    env = dict(os.environ)
-    try:
-        import nvidia.cuda_runtime  # type: ignore[import-not-found]
-
-        lib = str(Path(next(iter(nvidia.cuda_runtime.__path__))) / "lib")
-        env["LD_LIBRARY_PATH"] = os.pathsep.join(p for p in (lib, env.get("LD_LIBRARY_PATH", "")) if p)
-    except ImportError:
-        pass
-    return env
+    """``scripts/perf_analyzer.sh``: the tritonclient 2.51.0 wheel's ``perf_analyzer`` (installed next to
+    the venv's python) with the libraries it links on its path."""
+    if not (Path(sys.executable).parent / "perf_analyzer").is_file():
+        return None
+    return Path(__file__).resolve().parent.parent / "scripts" / "perf_analyzer.sh"
 
 
 def write_input_data(path: Path, phonemes: list[str], voice: str) -> Path:
@@ -102,7 +90,7 @@ def perf_analyzer(
     ]
     before = kokoro_counters(metrics_url)
     start = time.perf_counter()
-    proc = subprocess.run(args, env=perf_env(), capture_output=True, text=True, timeout=timeout_s, check=False)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout_s, check=False)
     wall = time.perf_counter() - start
     after = kokoro_counters(metrics_url)
     out: dict[str, Any] = {

@@ -18,7 +18,7 @@ import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
-from bench.triton_direct import RequestTrace
+from bench.triton_direct import RequestTrace, perf_analyzer, perf_analyzer_binary, write_input_data
 from pattern_tts.settings import STREAM_PRIORITY_LEVELS
 from tests.conftest import Stack, serve_stack
 
@@ -240,3 +240,18 @@ def test_triton_traces_each_request_on_the_monotonic_clock_when_asked(stack: Sta
     client.infer("kokoro", kokoro_inputs(PHONEMES[0], VOICES[0]))
     time.sleep(0.5)
     assert len(trace.spans()) == traced
+
+
+def test_perf_analyzer_load_tests_kokoro_with_phoneme_input_data(stack: Stack, tmp_path: Path) -> None:
+    """The load-testing path the README gives: scripts/perf_analyzer.sh (the tritonclient wheel's binary,
+    its libraries found) runs a corpus of phonemes against kokoro, and Triton batches its requests."""
+    binary = perf_analyzer_binary()
+    assert binary is not None, "no perf_analyzer next to the venv's python (tritonclient==2.51.0)"
+    data = write_input_data(tmp_path / "input.json", PHONEMES, "af_heart")
+    metrics_url = stack.metrics_url
+    result = perf_analyzer(binary, stack.triton_http_url, metrics_url, data, concurrency=4, request_count=16,
+                           workdir=tmp_path, timeout_s=300)  # fmt: skip
+    assert result["rc"] == 0, result.get("error")
+    assert result["infer_per_s"] > 0 and result["latency_p95_s"] > 0
+    assert result["server_requests"] >= 16
+    assert result["mean_batch"] > 1, f"{result['server_requests']} requests in {result['server_executions']} executions"
