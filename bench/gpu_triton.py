@@ -260,8 +260,8 @@ def device_name(kind: str) -> str:
 
 
 def print_run(run: dict) -> None:
-    print(f"\nkokoro on Triton, {run.get('instances', 1)} x KIND_{run['kind'].upper()}, max batch"
-          f" {run.get('max_batch', 16)}, round {run.get('round', 1)} ({run['weights_kind']};"
+    print(f"\nkokoro on Triton, {run['instances']} x KIND_{run['kind'].upper()}, max batch"
+          f" {run['max_batch']}, round {run['round']} ({run['weights_kind']};"
           f" compile={run['compile']}, precision={run['precision']})", flush=True)  # fmt: skip
     print(f"{'batching':>8} {'conc':>4} {'audio s/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'batch':>6} "
           f"{'queue ms':>8} {'compute ms':>10}")  # fmt: skip

@@ -657,9 +657,11 @@ def gpu_instances_markdown(results_dir: Path) -> str:
     if latest is None:
         return ""
     path, data = latest
-    runs = sorted(data["runs"], key=lambda run: (run["instances"], run.get("max_batch", 16), run.get("round", 1)))
+    # Files written before runs recorded their max batch and round ran max batch 16, once.
+    runs = sorted(({"max_batch": 16, "round": 1, **run} for run in data["runs"]),
+                  key=lambda run: (run["instances"], run["max_batch"], run["round"]))  # fmt: skip
     rows = [
-        [run["instances"], run.get("max_batch", 16), run.get("round", 1), r["concurrency"], r["audio_s_per_s"],
+        [run["instances"], run["max_batch"], run["round"], r["concurrency"], r["audio_s_per_s"],
          r["p50_ms"], r["p95_ms"], r["mean_batch"], r["queue_ms_per_request"], r["compute_ms_per_request"]]
         for run in runs
         for r in run["modes"][0]["rows"]

@@ -248,8 +248,7 @@ def test_perf_analyzer_load_tests_kokoro_with_phoneme_input_data(stack: Stack, t
     binary = perf_analyzer_binary()
     assert binary is not None, "no perf_analyzer next to the venv's python (tritonclient==2.51.0)"
     data = write_input_data(tmp_path / "input.json", PHONEMES, "af_heart")
-    metrics_url = stack.metrics_url
-    result = perf_analyzer(binary, stack.triton_http_url, metrics_url, data, concurrency=4, request_count=16,
+    result = perf_analyzer(binary, stack.triton_http_url, stack.metrics_url, data, concurrency=4, request_count=16,
                            workdir=tmp_path, timeout_s=300)  # fmt: skip
     assert result["rc"] == 0, result.get("error")
     assert result["infer_per_s"] > 0 and result["latency_p95_s"] > 0
