@@ -1,16 +1,17 @@
-"""Memory and speed of the kokoro model's process under each C allocator (pattern_tts/allocator.py).
+"""Memory and speed of the kokoro model's process under each C allocator (pattern_tts/allocator.py)
+and oneDNN primitive cache bound (pattern_tts/cpu.py).
 
-Each allocator gets its own process, set up as the kokoro Triton model sets itself up on CPU:
+Each setting gets its own process, set up as the kokoro Triton model sets itself up on CPU:
 * load the engine on the fast path;
 * warm it up;
 * call ``allocator.settle_after_load()``.
 Then it synthesises the corpus's longest sentences as one batch (per-item decoder, shortest first,
-as Triton would run them), for several rounds. For each allocator it reports:
+as Triton would run them), for several rounds. For each setting it reports:
 * idle RSS after the settle;
 * the peak RSS of each round (sampled every 5 ms);
 * the seconds each round took.
 
-    .venv/bin/python -m bench.allocator [--weights DIR] [--items 16] [--rounds 2]
+    .venv/bin/python -m bench.allocator [--weights DIR] [--items 16] [--rounds 2] [--only TEXT]
 
 Writes ``bench/results/allocator-<date>.json``. Without ``--weights`` it uses the weights that
 ``bench.run`` resolves (real converted weights when the packaged model is installed).
@@ -28,19 +29,24 @@ from pathlib import Path
 from typing import Any
 
 from pattern_tts import allocator
+from pattern_tts.cpu import ONEDNN_CACHE_ENV, onednn_env
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # A reference: glibc told to keep freed memory in its heap (mallopt), the setting before jemalloc.
 GLIBC_KEEP = "glibc keeping freed memory (before)"
+ONEDNN_DEFAULT = {ONEDNN_CACHE_ENV: "1024"}  # oneDNN's own default: the setting before the bound
 
 
 def configs() -> dict[str, dict[str, str]]:
-    """The allocators to compare, as child environments; jemalloc only where it is installed."""
+    """The settings to compare, as child environments; jemalloc only where it is installed."""
+    bounded = onednn_env(environ={})
     out = {}
     if allocator.find_jemalloc() is not None:
-        out["jemalloc (pattern-tts default)"] = allocator.allocator_env("jemalloc", environ={})
-    out["glibc (pattern-tts fallback)"] = {}
-    out[GLIBC_KEEP] = {}
+        jemalloc = allocator.allocator_env("jemalloc", environ={})
+        out["jemalloc, oneDNN cache 64 (pattern-tts default)"] = {**jemalloc, **bounded}
+        out["jemalloc, oneDNN cache 1024 (before)"] = {**jemalloc, **ONEDNN_DEFAULT}
+    out["glibc, oneDNN cache 64 (pattern-tts fallback)"] = bounded
+    out[GLIBC_KEEP] = ONEDNN_DEFAULT
     return out
 
 
@@ -94,6 +100,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--items", type=int, default=16, help="the corpus's N longest sentences, one batch")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--only", default="", help="only the settings whose name contains this text")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
@@ -102,6 +109,8 @@ def main() -> None:
     weights, kind, voice = resolve_weights(args.weights)
     results: dict[str, Any] = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "allocators": {}}
     for name, env in configs().items():
+        if args.only not in name:
+            continue
         mode = "keep" if name == GLIBC_KEEP else "settle"
         child_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
         command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.items), str(args.rounds), mode,
@@ -113,11 +122,11 @@ def main() -> None:
         results["allocators"][name] = json.loads(done.stdout.strip().splitlines()[-1])
 
     print(f"\n{args.items} longest corpus sentences, one batch, {args.rounds} rounds ({kind})")
-    print(f"{'allocator':<36} {'idle MiB':>9} {'peak MiB per round':>22} {'seconds per round':>20}")
+    print(f"{'setting':<50} {'idle MiB':>9} {'peak MiB per round':>22} {'seconds per round':>20}")
     for name, row in results["allocators"].items():
         peaks = " / ".join(str(r["peak_mib"]) for r in row["rounds"])
         seconds = " / ".join(str(r["seconds"]) for r in row["rounds"])
-        print(f"{name:<36} {row['idle_mib']:>9} {peaks:>22} {seconds:>20}")
+        print(f"{name:<50} {row['idle_mib']:>9} {peaks:>22} {seconds:>20}")
     out = args.out or RESULTS / f"allocator-{results['date']}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")

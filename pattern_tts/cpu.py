@@ -8,6 +8,20 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
+# oneDNN (torch's CPU convolutions) caches each primitive it builds, keyed by shape: 1024 of them by
+# default. The decoder's shapes follow each item's length, so under real traffic that cache fills with
+# lengths that rarely come again, about 100 MiB of the kokoro process; 64 keeps the primitives every item
+# reuses (python -m bench.allocator).
+ONEDNN_CACHE_ENV = "ONEDNN_PRIMITIVE_CACHE_CAPACITY"
+ONEDNN_CACHE_CAPACITY = 64
+
+
+def onednn_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment that bounds oneDNN's primitive cache in the model processes; an operator's own
+    ``ONEDNN_PRIMITIVE_CACHE_CAPACITY`` wins."""
+    environ = dict(os.environ) if environ is None else environ
+    return {ONEDNN_CACHE_ENV: environ.get(ONEDNN_CACHE_ENV) or str(ONEDNN_CACHE_CAPACITY)}
+
 
 def cpu_quota() -> int:
     """Whole CPUs this process may use: the cgroup quota, else its CPU affinity."""

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pattern_tts.allocator import allocator_env
+from pattern_tts.cpu import onednn_env
 from pattern_tts.settings import STREAM_PRIORITY_LEVELS, Settings
 
 
@@ -136,8 +137,15 @@ def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
 
 def triton_env(settings: Settings, install: TritonInstall) -> dict[str, str]:
     """The environment tritonserver runs in: this process's, the settings (``PATTERN_TTS_*``, read
-    by the models), the install's and the allocator's (pattern_tts/allocator.py)."""
-    return {**os.environ, **settings.to_env(), **install.env, **allocator_env(settings.allocator)}
+    by the models), the install's, the allocator's (pattern_tts/allocator.py) and oneDNN's cache bound
+    (pattern_tts/cpu.py)."""
+    return {
+        **os.environ,
+        **settings.to_env(),
+        **install.env,
+        **allocator_env(settings.allocator),
+        **onednn_env(),
+    }
 
 
 def triton_command(settings: Settings, install: TritonInstall, repository: Path) -> list[str]:

@@ -19,6 +19,8 @@ import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
 
 from bench.triton_direct import RequestTrace, perf_analyzer, perf_analyzer_binary, write_input_data
+from pattern_tts import allocator
+from pattern_tts.cpu import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_ENV
 from pattern_tts.settings import STREAM_PRIORITY_LEVELS
 from tests.conftest import Stack, serve_stack
 
@@ -254,3 +256,28 @@ def test_perf_analyzer_load_tests_kokoro_with_phoneme_input_data(stack: Stack, t
     assert result["infer_per_s"] > 0 and result["latency_p95_s"] > 0
     assert result["server_requests"] >= 16
     assert result["mean_batch"] > 1, f"{result['server_requests']} requests in {result['server_executions']} executions"
+
+
+def model_process_environ(stack: Stack, model: str) -> dict[str, str]:
+    """The environment of the python stub that runs ``model`` in ``stack`` (found through /proc)."""
+    script = str(stack.log_path.parent / "cache" / "model_repository" / model / "1" / "model.py")
+    for proc in Path("/proc").iterdir():
+        try:
+            args = (proc / "cmdline").read_bytes().split(b"\0")
+            if b"triton_python_backend_stub" in args[0] and script.encode() in args:
+                pairs = (proc / "environ").read_bytes().split(b"\0")
+                return dict(p.decode(errors="replace").partition("=")[::2] for p in pairs if p)
+        except (OSError, IndexError):
+            continue
+    raise AssertionError(f"no python stub runs {script}")
+
+
+def test_kokoro_model_process_runs_with_the_memory_settings(stack: Stack) -> None:
+    """oneDNN's primitive cache bound (pattern_tts/cpu.py) and jemalloc where installed
+    (pattern_tts/allocator.py) reach the process that runs the kokoro model."""
+    env = model_process_environ(stack, "kokoro")
+    assert env.get(ONEDNN_CACHE_ENV) == str(ONEDNN_CACHE_CAPACITY)
+    jemalloc = allocator.find_jemalloc()
+    if jemalloc is not None:
+        assert str(jemalloc) in env.get("LD_PRELOAD", "").split(":")
+        assert env.get("MALLOC_CONF") == allocator.JEMALLOC_CONF

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from pattern_tts import triton_server
+from pattern_tts.cpu import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_ENV, onednn_env
 from pattern_tts.settings import Settings
 
 
@@ -51,3 +52,8 @@ def test_a_cpu_triton_does_not_look_for_gpu_metrics_or_pinned_memory(tmp_path: P
     assert {"--allow-gpu-metrics=false", "--pinned-memory-pool-byte-size=0"} <= set(cpu)
     gpu = triton_server.triton_command(Settings(device="cuda"), install, tmp_path)
     assert not [arg for arg in gpu if arg.startswith(("--allow-gpu-metrics", "--pinned-memory"))]
+
+
+def test_onednns_primitive_cache_is_bounded_unless_the_operator_set_it() -> None:
+    assert onednn_env(environ={}) == {ONEDNN_CACHE_ENV: str(ONEDNN_CACHE_CAPACITY)}
+    assert onednn_env(environ={ONEDNN_CACHE_ENV: "512"}) == {ONEDNN_CACHE_ENV: "512"}
