@@ -135,13 +135,18 @@ def role(proc: psutil.Process) -> str:
 
 
 class RssMonitor:
-    """Samples the RSS of a process tree in a thread; keeps the peak of the sum and of each role."""
+    """Samples the RSS of a process tree in a thread; keeps the peak of the sum and of each role, and
+    in which phase (set by the caller: ``monitor.phase = "c=16"``) and when the sum peaked."""
 
     def __init__(self, pid: int, interval_s: float = 0.2) -> None:
         self.root = psutil.Process(pid)
         self.interval_s = interval_s
         self.peak_total = 0
         self.peak_by_role: dict[str, int] = {}
+        self.phase = "start"
+        self.peak_phase = self.phase
+        self.peak_at_s = 0.0
+        self._start = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -161,7 +166,9 @@ class RssMonitor:
                 continue
             total += rss
             by_role[key] = by_role.get(key, 0) + rss
-        self.peak_total = max(self.peak_total, total)
+        if total > self.peak_total:
+            self.peak_total, self.peak_phase = total, self.phase
+            self.peak_at_s = time.monotonic() - self._start
         for key, rss in by_role.items():
             self.peak_by_role[key] = max(self.peak_by_role.get(key, 0), rss)
 
@@ -184,6 +191,8 @@ class RssMonitor:
         return {
             "peak_total_mib": round(self.peak_total / mib, 1),
             "peak_by_role_mib": {k: round(v / mib, 1) for k, v in sorted(self.peak_by_role.items())},
+            "peak_phase": self.peak_phase,
+            "peak_at_s": round(self.peak_at_s, 1),
         }
 
 

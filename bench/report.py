@@ -440,16 +440,20 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
     ):
         sec = results.get(key) or {}
         roles = _get(sec, "rss", "peak_by_role_mib") or {}
+        phase = _get(sec, "rss", "peak_phase")  # runs before 2026-11-27 did not record it
         rows.append(
             [
                 label,
                 _get(sec, "rss", "peak_total_mib"),
+                phase,
                 ", ".join(f"{k} {v}" for k, v in roles.items()),
                 sec.get("startup_s"),
                 sec.get("warmup_latency_s"),
             ]
         )
-    parts.append(_table(["system", "peak RSS MiB", "peak by process MiB", "startup s", "first request s"], rows))
+    parts.append(
+        _table(["system", "peak RSS MiB", "peak during", "peak by process MiB", "startup s", "first request s"], rows)
+    )
     ovh = _get(results, "stack_on", "overhead")
     if ovh:
         if "gateway_outside_triton_p50_ms" in ovh:
@@ -680,7 +684,7 @@ def gpu_instances_markdown(results_dir: Path) -> str:
 
 
 def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
-    """The latest ``bench/allocator.py`` results: the kokoro process's memory per C allocator."""
+    """The latest ``bench/allocator.py`` results: the kokoro process's memory per allocator setting."""
     latest = latest_results(results_dir, "allocator-*.json")
     if latest is None:
         return "## Memory per allocator\n\nNo run yet: `.venv/bin/python -m bench.allocator`.\n"
@@ -692,11 +696,13 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     ]  # fmt: skip
     lengths = next(iter(data["allocators"].values()))["lengths"]
     return (
-        f"## Memory of the kokoro process per C allocator ({data['date']})\n\n"
+        f"## Memory of the kokoro process per C allocator and oneDNN cache bound ({data['date']})\n\n"
         f"`.venv/bin/python -m bench.allocator` (`bench/allocator.py`): the engine set up as the kokoro model sets"
         f" itself up on CPU, then the corpus's {len(lengths)} longest sentences ({min(lengths)}-{max(lengths)}"
-        f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{shown(path)}`.\n\n"
-        + _table(["allocator", "idle MiB", "peak MiB per round", "seconds per round"], rows)
+        f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{shown(path)}`."
+        + (f" {data['note']}" if "note" in data else "")
+        + "\n\n"
+        + _table(["setting", "idle MiB", "peak MiB per round", "seconds per round"], rows)
         + "\n"
     )
 

@@ -37,12 +37,15 @@ RESULTS = ROOT / "bench" / "results"
 
 
 # --- HTTP suites -------------------------------------------------------------------------------------
-def http_suite(url: str, work: Workload, plan: Plan, levels: tuple[int, ...]) -> dict[str, Any]:
-    """Concurrency levels (c=1: the c1 sentences; c>1: the mixed sets) and the 100-word request."""
+def http_suite(url: str, work: Workload, plan: Plan, levels: tuple[int, ...], rss: procs.RssMonitor) -> dict[str, Any]:
+    """Concurrency levels (c=1: the c1 sentences; c>1: the mixed sets) and the 100-word request;
+    ``rss`` learns which of them runs."""
     speech = f"{url}/v1/audio/speech"
+    rss.phase = "first request"
     warm = loadgen.run(speech, work.bodies(work.c1[:1]), 1)
     out: dict[str, Any] = {"warmup_latency_s": warm["latency_p50_s"], "levels": {}}
     for c in levels:
+        rss.phase = f"c={c}"
         items = work.c1 if c == 1 else work.levels[c]
         log(f"  concurrency {c}: {len(items)} requests")
         out["levels"][str(c)] = loadgen.run(speech, work.bodies(items), c)
@@ -53,6 +56,7 @@ def http_suite(url: str, work: Workload, plan: Plan, levels: tuple[int, ...]) ->
             f"failed {lv['failed']}"
         )
     if 1 in levels:
+        rss.phase = "100 words"
         words, repeats = len(work.text_100.split()), plan.request_100_repeats
         full = loadgen.run(speech, [(work.body(work.text_100, "wav"), words)] * repeats, 1)
         streamed = loadgen.run(speech, [(work.body(work.text_100, "pcm"), words)] * repeats, 1)
@@ -93,7 +97,7 @@ def run_baseline(work: Workload, plan: Plan, weights: Path, tmp: Path) -> dict[s
             procs.wait_ready(f"http://127.0.0.1:{port}/ready", process, log_path, 600)
             out["startup_s"] = round(time.perf_counter() - start, 1)
             with procs.RssMonitor(process.pid) as rss, procs.CpuWatch() as cpu:
-                out.update(http_suite(f"http://127.0.0.1:{port}", work, plan, plan.levels))
+                out.update(http_suite(f"http://127.0.0.1:{port}", work, plan, plan.levels, rss))
             out["rss"] = rss.result()
             out["machine_load"] = cpu.result()
         finally:
@@ -244,22 +248,26 @@ def run_stack_once(
         process = start_stack(weights, ports, env, log_path)
         try:
             with procs.RssMonitor(process.pid) as rss, procs.CpuWatch() as cpu:
+                rss.phase = "start-up"
                 procs.wait_ready(f"{url}/ready", process, log_path, 1200)
                 out["startup_s"] = round(time.perf_counter() - start, 1)
                 log(f"  ready after {out['startup_s']} s")
                 levels = plan.levels if batching else tuple(c for c in plan.levels if c > 1)
-                out.update(http_suite(url, work, plan, levels))
+                out.update(http_suite(url, work, plan, levels, rss))
                 client = httpclient.InferenceServerClient(f"127.0.0.1:{http}", network_timeout=900)
                 if batching:
+                    rss.phase = "direct Triton"
                     out["direct"] = stack_direct(client, work)
                     log(f"  direct Triton c=1: RTF {out['direct']['rtf']}")
                     trace = triton_direct.RequestTrace(f"http://127.0.0.1:{http}", trace_file)
+                    rss.phase = "gateway overhead"
                     out["overhead"] = gateway_overhead(url, client, work, trace)
                     log(f"  gateway overhead p50 {out['overhead']['overhead_p50_ms']} ms")
+                rss.phase = "perf_analyzer"
                 out["perf"] = run_perf(work, plan, http, metrics, tmp / f"perf-{name}")
             out["rss"] = rss.result()
             out["machine_load"] = cpu.result()
-            log(f"  peak RSS {out['rss']['peak_total_mib']} MiB")
+            log(f"  peak RSS {out['rss']['peak_total_mib']} MiB ({rss.peak_phase}, {rss.peak_at_s:.0f} s in)")
         finally:
             procs.stop(process)
             out_log = log_path.read_text(errors="replace")
