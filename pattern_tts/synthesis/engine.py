@@ -5,17 +5,21 @@ Language-blind like Kokoro's ``KModel``: it takes phonemes, never text.
 
 from __future__ import annotations
 
+import io
 import logging
 import math
 import time
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from kokoro import KModel
+from torch import nn
+from torch.nn.modules.module import register_module_parameter_registration_hook
 
 from pattern_tts.synthesis.batched import (
     BatchedKokoro,
@@ -84,24 +88,74 @@ class VoiceStore:
         return self._packs[name]
 
 
-def new_kmodel(config: str | dict[str, Any], weights: str) -> KModel:
+def new_kmodel(config: str | dict[str, Any], weights: str | None = None) -> KModel:
     """``KModel(config, weights)`` without the two warnings Kokoro's own layers raise as it builds
     them: an LSTM with dropout but one layer (dropout is off in eval mode anyway) and torch's older
-    weight_norm API (folded at load: ``fold_weight_norm``)."""
+    weight_norm API (folded at load: ``fold_weight_norm``).
+
+    With no ``weights`` the layers stay as built (random init, or meta tensors under
+    ``torch.device("meta")`` or :func:`parameters_on_meta`) and nothing is downloaded: Kokoro is given
+    an empty checkpoint, where it would fetch the model from the hub for none."""
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "dropout option adds dropout", UserWarning)
         warnings.filterwarnings("ignore", r"`torch.nn.utils.weight_norm` is deprecated", FutureWarning)
-        return KModel(repo_id=HUB_REPO_ID, config=config, model=weights)
+        return KModel(repo_id=HUB_REPO_ID, config=config, model=weights or _empty_checkpoint())
+
+
+def _empty_checkpoint() -> io.BytesIO:
+    buffer = io.BytesIO()
+    torch.save({}, buffer)
+    buffer.seek(0)
+    return buffer
+
+
+@contextmanager
+def parameters_on_meta() -> Iterator[None]:
+    """Modules built inside get their parameters on the meta device: no memory, and their random
+    initialisation costs nothing. Buffers and tensors kept as plain attributes (ALBERT's position ids,
+    the iSTFT window) are built as usual, which ``torch.device("meta")`` would not do.
+
+    A hook on all of ``nn.Module`` while it lasts: build one model at a time inside it.
+    """
+
+    def to_meta(module: nn.Module, name: str, param: nn.Parameter | None) -> nn.Parameter | None:
+        return None if param is None else nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    # torch annotates the hook as returning None; it documents and honours a replacement parameter.
+    handle = register_module_parameter_registration_hook(to_meta)  # type: ignore[arg-type]
+    try:
+        yield
+    finally:
+        handle.remove()
 
 
 def load_kmodel(weights_dir: Path) -> KModel:
     """Kokoro's own ``KModel`` (weight norm as shipped, eval mode) from a weights directory in the
-    real layout (``config.json``, ``kokoro-v1_0.pth``)."""
+    real layout (``config.json``, ``kokoro-v1_0.pth``).
+
+    The layers are built with their parameters on the meta device and then take the checkpoint's own
+    tensors (``assign``), so the weights are in memory once. ``KModel(config, weights)`` builds
+    random-initialised layers and copies the checkpoint into them: two copies at once, about 330 MB
+    more at load for Kokoro-82M. Keys are read as Kokoro reads them (a ``module.`` prefix dropped,
+    unused keys ignored); a parameter the checkpoint lacks is an error, not a random weight.
+    """
     config_path, weights_path = weights_dir / CONFIG_NAME, weights_dir / MODEL_NAME
     for path in (config_path, weights_path):
         if not path.is_file():
             raise FileNotFoundError(f"{path} is missing")
-    return new_kmodel(str(config_path), str(weights_path)).eval()
+    with parameters_on_meta():
+        model = new_kmodel(str(config_path))
+    checkpoint = torch.load(weights_path, map_location="cpu", weights_only=True)
+    for key, state in checkpoint.items():
+        part = getattr(model, key, None)
+        if not isinstance(part, nn.Module):
+            raise ValueError(f"{weights_path}: {key!r} is not a part of KModel")
+        part.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=False, assign=True)
+    del checkpoint
+    missing = [name for name, param in model.named_parameters() if param.is_meta]
+    if missing:
+        raise ValueError(f"{weights_path} lacks {len(missing)} of KModel's parameters, e.g. {missing[:3]}")
+    return model.eval()
 
 
 class KokoroEngine:

@@ -61,12 +61,7 @@ def write_random_kokoro(
     (dest / "config.json").write_text(json.dumps(config, ensure_ascii=False, indent=1))
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    # KModel builds the real modules with their own random init when given no weights file;
-    # an empty weights file makes it skip the hub download.
-    empty = dest / ".empty.pth"
-    torch.save({}, empty)
-    model = new_kmodel(str(dest / "config.json"), str(empty))
-    empty.unlink()
+    model = new_kmodel(str(dest / "config.json"))  # the real modules with their own random init
     _realistic_durations(model, generator)
     state = {name: getattr(model, name).state_dict() for name in SUBMODULES}
     torch.save(state, dest / MODEL_NAME)

@@ -19,10 +19,8 @@ Nothing here downloads or reads files: it takes a loaded ``onnx.ModelProto``.
 from __future__ import annotations
 
 import re
-import tempfile
 from collections import OrderedDict, defaultdict
 from collections.abc import Iterable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -45,11 +43,8 @@ def model_skeleton(config: dict[str, Any]) -> torch.nn.Module:
     """A KModel with the config's shapes on the meta device (no memory, no weights loaded)."""
     from pattern_tts.synthesis.engine import new_kmodel
 
-    with tempfile.TemporaryDirectory() as tmp:
-        empty = Path(tmp) / "empty.pth"
-        torch.save({}, empty)
-        with torch.device("meta"):
-            return new_kmodel(dict(config), str(empty))
+    with torch.device("meta"):
+        return new_kmodel(dict(config))
 
 
 class _Graph:
