@@ -19,8 +19,11 @@ errlog = logging.getLogger("gateway")
 _QUIET = frozenset({"/health", "/ready", "/metrics"})
 
 
-def request_info(request: Request) -> dict[str, Any]:
-    """Per-request fields the handlers add to the log line (chars, chunks, format, ...)."""
+async def request_info(request: Request) -> dict[str, Any]:
+    """Per-request fields the handlers add to the log line (chars, chunks, format, ...).
+
+    A coroutine, as is `get_service`: FastAPI runs a plain function dependency in its thread pool,
+    a thread hop per request for a dictionary lookup."""
     state = request.scope.setdefault("state", {})
     info: dict[str, Any] = state.setdefault("log_info", {})
     return info

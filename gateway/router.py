@@ -30,7 +30,7 @@ MODEL_CREATED = 1_735_689_600  # 2025-01-01, a fixed `created` for the model lis
 OWNER = "pattern-tts"
 
 
-def get_service(request: Request) -> SpeechService:
+async def get_service(request: Request) -> SpeechService:
     service: SpeechService = request.app.state.service
     return service
 
