@@ -221,14 +221,17 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         "sum of RSS over the process tree (shared pages counted per process)",
     )
     ovh = _get(on, "overhead", "overhead_p50_ms")
+    method = _get(on, "overhead", "method") or ""
     add(
         "Gateway overhead, p50 per request",
         "<= 5 ms",
         ovh,
         "n/a (no separate gateway)",
         _status(ovh, 5.0),
-        "same phonemes (pcm) through the gateway vs tritonclient; each request's time in Triton "
-        + ("(its trace)" if _get(on, "overhead", "method") == "triton trace" else "(model statistics)")
+        "same phonemes (pcm) through the gateway vs tritonclient"
+        + (", each on one kept-alive connection" if "kept-alive" in method else "")
+        + "; each request's time in Triton "
+        + ("(its trace)" if method.startswith("triton trace") else "(model statistics)")
         + " subtracted"
         if _get(on, "overhead", "gateway_outside_triton_p50_ms") is not None
         else "raw latency differences (older method, noisy on a busy machine)",

@@ -129,8 +129,12 @@ class RequestTrace:
     tracing is switched on and off through Triton's trace API.
     """
 
-    # (start, end) timestamps of a request's time inside Triton, per protocol.
-    BOUNDS = (("HTTP_RECV_START", "HTTP_SEND_END"), ("GRPC_WAITREAD_END", "GRPC_SEND_END"))
+    # (start, end) timestamps of a request's time inside Triton, per protocol: from its arrival until
+    # Triton starts sending the response. GRPC_SEND_END is stamped when gRPC's completion queue gets
+    # round to it, often after the client already has the response: client latency minus that span
+    # had a stdev of 4.5 ms, down to -12.7 ms, against 1.0 ms to GRPC_SEND_START (40 short calls,
+    # AVX2-only EPYC). Over HTTP the two ends differ by under 0.1 ms.
+    BOUNDS = (("HTTP_RECV_START", "HTTP_SEND_START"), ("GRPC_WAITREAD_END", "GRPC_SEND_START"))
 
     def __init__(self, http_url: str, trace_file: Path) -> None:
         self.setting_url = f"{http_url}/v2/trace/setting"

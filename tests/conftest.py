@@ -50,6 +50,7 @@ class Stack:
 
     gateway_url: str  # http://127.0.0.1:PORT
     triton_http_url: str  # 127.0.0.1:PORT (tritonclient style)
+    triton_grpc_url: str  # 127.0.0.1:PORT
     metrics_url: str  # http://127.0.0.1:PORT/metrics
     weights_dir: Path
     log_path: Path
@@ -142,6 +143,7 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
     running = Stack(
         gateway_url=f"http://127.0.0.1:{gateway}",
         triton_http_url=f"127.0.0.1:{http}",
+        triton_grpc_url=f"127.0.0.1:{grpc}",
         metrics_url=f"http://127.0.0.1:{metrics}/metrics",
         weights_dir=weights_dir,
         log_path=log_path,

@@ -10,10 +10,12 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
+import tritonclient.grpc as grpcclient
 import tritonclient.http as httpclient
 import tritonclient.http.aio as aioclient
 from tritonclient.utils import InferenceServerException
@@ -70,11 +72,12 @@ def metric(text: str, name: str, model: str) -> float:
     return sum(float(m) for m in re.findall(pattern, text, flags=re.MULTILINE))
 
 
-def kokoro_inputs(phonemes: str, voice: str, seed: int = 0) -> list[httpclient.InferInput]:
+def kokoro_inputs(phonemes: str, voice: str, seed: int = 0, protocol: Any = httpclient) -> list[Any]:
+    """The kokoro model's inputs for ``protocol``'s client (``tritonclient.http`` or ``.grpc``)."""
     inputs = [
-        httpclient.InferInput("phonemes", [1, 1], "BYTES"),
-        httpclient.InferInput("voice", [1, 1], "BYTES"),
-        httpclient.InferInput("seed", [1, 1], "INT64"),
+        protocol.InferInput("phonemes", [1, 1], "BYTES"),
+        protocol.InferInput("voice", [1, 1], "BYTES"),
+        protocol.InferInput("seed", [1, 1], "INT64"),
     ]
     inputs[0].set_data_from_numpy(np.array([[phonemes.encode()]], dtype=np.object_))
     inputs[1].set_data_from_numpy(np.array([[voice.encode()]], dtype=np.object_))
@@ -237,6 +240,16 @@ def test_triton_traces_each_request_on_the_monotonic_clock_when_asked(stack: Sta
     inside = trace.inside((before, time.monotonic_ns()))
     assert waveform.size > 0
     assert 0 < inside <= latency  # Triton's part of the call, as its trace times it
+    # Over gRPC too (the gateway's protocol), call after call: the span ends when Triton starts to
+    # send, not at GRPC_SEND_END, which gRPC often stamps after the client has the response.
+    grpc = grpcclient.InferenceServerClient(stack.triton_grpc_url)
+    with trace:
+        for phonemes in PHONEMES[:2] * 3:
+            before = time.monotonic_ns()
+            start = time.perf_counter()
+            grpc.infer("kokoro", kokoro_inputs(phonemes, VOICES[0], protocol=grpcclient))
+            latency = time.perf_counter() - start
+            assert 0 < trace.inside((before, time.monotonic_ns())) <= latency
     # Off again: later requests are not traced.
     traced = len(trace.spans())
     client.infer("kokoro", kokoro_inputs(PHONEMES[0], VOICES[0]))
