@@ -201,8 +201,9 @@ def test_flac_streaminfo() -> None:
 
 
 def test_pcm_is_raw_s16le() -> None:
-    x = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, np.nan], dtype=np.float32)
-    assert encode(x, "pcm") == struct.pack("<8h", 0, 16384, -16384, 32767, -32767, 32767, -32767, 0)
+    x = np.array([0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0, np.nan, np.inf, -np.inf], dtype=np.float32)
+    expected = (0, 16384, -16384, 32767, -32767, 32767, -32767, 0, 32767, -32767)
+    assert encode(x, "pcm") == struct.pack("<10h", *expected)
     assert encode(x, "wav")[44:] == encode(x, "pcm")
 
 
