@@ -53,6 +53,7 @@ class Stack:
     triton_grpc_url: str  # 127.0.0.1:PORT
     metrics_url: str  # http://127.0.0.1:PORT/metrics
     weights_dir: Path
+    cache_dir: Path  # PATTERN_TTS_CACHE_DIR: the rendered model repository, compile cache, ...
     log_path: Path
     process: subprocess.Popen[bytes]
     trace_file: Path  # Triton's per-request trace, off until turned on through its trace API
@@ -126,7 +127,7 @@ def float64_default_dtype() -> Iterator[None]:
 def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[Stack]:
     """``pattern-tts serve`` on ``weights_dir``, ready; stopped (and its log checked) on exit."""
     gateway, http, grpc, metrics = (free_port() for _ in range(4))
-    log_path = work / "serve.log"
+    log_path, cache_dir = work / "serve.log", work / "cache"
     settings.setdefault("triton_trace_file", work / "triton-trace.json")
     process = start_pattern_tts(
         [
@@ -137,7 +138,7 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
             f"--triton-grpc-port={grpc}",
             f"--triton-metrics-port={metrics}",
         ],
-        stack_env(work / "cache", **settings),
+        stack_env(cache_dir, **settings),
         log_path,
     )
     running = Stack(
@@ -146,6 +147,7 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
         triton_grpc_url=f"127.0.0.1:{grpc}",
         metrics_url=f"http://127.0.0.1:{metrics}/metrics",
         weights_dir=weights_dir,
+        cache_dir=cache_dir,
         log_path=log_path,
         process=process,
         trace_file=Path(str(settings["triton_trace_file"])),

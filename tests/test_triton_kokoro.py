@@ -273,7 +273,7 @@ def test_perf_analyzer_load_tests_kokoro_with_phoneme_input_data(stack: Stack, t
 
 def model_process_environ(stack: Stack, model: str) -> dict[str, str]:
     """The environment of the python stub that runs ``model`` in ``stack`` (found through /proc)."""
-    script = str(stack.log_path.parent / "cache" / "model_repository" / model / "1" / "model.py")
+    script = str(stack.cache_dir / "model_repository" / model / "1" / "model.py")
     for proc in Path("/proc").iterdir():
         try:
             args = (proc / "cmdline").read_bytes().split(b"\0")
