@@ -163,8 +163,8 @@ def gateway_overhead(
     """Gateway overhead per request, insensitive to how long synthesis takes on a busy machine.
 
     The same kokoro work goes through the gateway (phoneme input, pcm) and direct (tritonclient), in
-    pairs whose order alternates. Triton's trace gives each request's time inside Triton (arrival to
-    response sent), which is subtracted from the client's latency;
+    pairs whose order alternates. Triton's trace gives each request's time inside Triton (arrival until
+    it starts sending the response), which is subtracted from the client's latency;
     overhead = (gateway latency - Triton time) - (direct latency - Triton time).
     Both clients keep their connection open across the pairs, as the openai SDK and tritonclient do:
     a new connection per request would charge the benchmark's own client set-up to the gateway.
