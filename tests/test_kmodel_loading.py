@@ -12,6 +12,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from pattern_tts.synthesis.batched import BatchedKokoro, BatchItem, token_ids
 from pattern_tts.synthesis.engine import load_kmodel, new_kmodel
 from pattern_tts.weights.architecture import CONFIG_NAME, MODEL_NAME
+from tests.conftest import float64_default_dtype
 
 RANDOM_INIT = {torch.ops.aten.uniform_.default, torch.ops.aten.normal_.default}
 
@@ -59,6 +60,19 @@ def test_loading_never_initialises_parameters_that_the_checkpoint_replaces(tiny_
         kokoro_own_load(tiny_weights_dir)
     assert theirs.elements >= params  # Kokoro's loader initialises every parameter, then copies
     assert ours.elements == 0
+
+
+def test_parameters_take_the_dtype_their_layers_are_built_in(tiny_weights_dir: Path) -> None:
+    """As Kokoro's loader copies the checkpoint into layers built in torch's default dtype (the parity
+    tests run float64 models), so does ours."""
+    with float64_default_dtype():
+        ours: Any = load_kmodel(tiny_weights_dir)
+        theirs = kokoro_own_load(tiny_weights_dir)
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    for name, tensor in theirs_state.items():
+        assert ours_state[name].dtype == tensor.dtype, name
+        assert torch.equal(ours_state[name], tensor), name
+    assert {p.dtype for p in ours.parameters()} == {torch.float64}
 
 
 def test_a_checkpoint_missing_a_parameter_is_an_error(tiny_weights_dir: Path, tmp_path: Path) -> None:

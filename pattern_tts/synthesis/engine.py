@@ -136,7 +136,8 @@ def load_kmodel(weights_dir: Path) -> KModel:
     The layers are built with their parameters on the meta device and then take the checkpoint's own
     tensors (``assign``), so the weights are in memory once. ``KModel(config, weights)`` builds
     random-initialised layers and copies the checkpoint into them: two copies at once, about 330 MB
-    more at load for Kokoro-82M. Keys are read as Kokoro reads them (a ``module.`` prefix dropped,
+    more at load for Kokoro-82M. As with that copy, each parameter keeps the dtype its layer was built
+    in (torch's default dtype). Keys are read as Kokoro reads them (a ``module.`` prefix dropped,
     unused keys ignored); a parameter the checkpoint lacks is an error, not a random weight.
     """
     config_path, weights_path = weights_dir / CONFIG_NAME, weights_dir / MODEL_NAME
@@ -150,7 +151,13 @@ def load_kmodel(weights_dir: Path) -> KModel:
         part = getattr(model, key, None)
         if not isinstance(part, nn.Module):
             raise ValueError(f"{weights_path}: {key!r} is not a part of KModel")
-        part.load_state_dict({k.removeprefix("module."): v for k, v in state.items()}, strict=False, assign=True)
+        built = part.state_dict(keep_vars=True)
+        tensors = {}
+        for name, tensor in state.items():
+            name = name.removeprefix("module.")
+            dtype = built[name].dtype if name in built else tensor.dtype
+            tensors[name] = tensor.to(dtype)  # no copy when the dtype is already the layer's
+        part.load_state_dict(tensors, strict=False, assign=True)
     del checkpoint
     missing = [name for name, param in model.named_parameters() if param.is_meta]
     if missing:
