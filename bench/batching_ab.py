@@ -10,9 +10,12 @@ millisecond (perf_analyzer's own run time is rounded up to whole seconds).
 
 ``bench.run`` runs :func:`measure` as its last phase, for its "never slower" target. Alone:
 
-    .venv/bin/python -m bench.batching_ab [--weights DIR] [--rounds N]
+    .venv/bin/python -m bench.batching_ab [--weights DIR] [--rounds N] [--control]
 
-prints the on/off ratios and writes ``bench/results/batching-ab-<date>.json``.
+prints the on/off ratios and writes ``bench/results/batching-ab-<date>.json``. ``--control`` runs
+both stacks with the defaults (batching on) through the same steps: the spread of its ratios, where
+nothing differs, is how far the instrument itself moves a ratio on this machine
+(``batching-control-<date>.json``).
 """
 
 from __future__ import annotations
@@ -39,11 +42,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 CONCURRENCY = (1, 2, 4, 8, 16)
 
 
-def start_variant(name: str, weights: Path, tmp: Path, extra_env: dict[str, str]) -> tuple[Any, str]:
+# Both stacks with the defaults: the instrument's control (started and measured as "on" and "off").
+CONTROL: dict[str, dict[str, str]] = {"on": {}, "off": {}}
+
+
+def start_variant(
+    name: str, weights: Path, tmp: Path, extra_env: dict[str, str], variants: dict[str, dict[str, str]]
+) -> tuple[Any, str]:
     """``pattern-tts serve`` with the variant's settings; (process, Triton HTTP address) once ready."""
     ports = StackPorts.free()
     log_path = tmp / f"stack-ab-{name}.log"
-    process = start_stack(weights, ports, stack_env({**extra_env, **BATCHING[name]}), log_path)
+    process = start_stack(weights, ports, stack_env({**extra_env, **variants[name]}), log_path)
     procs.wait_ready(f"{ports.url}/ready", process, log_path, 1200)
     return process, f"127.0.0.1:{ports.http}"
 
@@ -83,16 +92,18 @@ def measure(
     rounds: int,
     concurrency: tuple[int, ...] = CONCURRENCY,
     extra_env: dict[str, str] | None = None,
+    variants: dict[str, dict[str, str]] = BATCHING,
 ) -> dict[str, Any]:
-    """Both stacks up (``extra_env`` under each variant's settings), measured in alternation:
+    """Both stacks up (``extra_env`` under each variant's settings; ``variants``: ``BATCHING``, or
+    ``CONTROL`` for the instrument's own spread), measured in alternation:
     ``{"stacks", "entries", "pairs", "summary"}``, ``summary[c]`` holding the on/off ratio of each
     round and their median."""
     pairs: list[dict[str, Any]] = []
     with ExitStack() as stacks:
         urls = {}
         with procs.bench_lock("batching on/off, start-up"):
-            for name in BATCHING:
-                process, urls[name] = start_variant(name, weights, tmp, extra_env or {})
+            for name in variants:
+                process, urls[name] = start_variant(name, weights, tmp, extra_env or {}, variants)
                 stacks.callback(procs.stop, process)
         for url in urls.values():  # one warm call each, outside the timings
             triton_direct.synthesize(httpclient.InferenceServerClient(url), phonemes[0], voice)
@@ -112,7 +123,7 @@ def measure(
     for c in concurrency:
         ratios = [p["on_off"] for p in pairs if p["concurrency"] == c]
         summary[str(c)] = {"ratios": ratios, "median": statistics.median(ratios)}
-    return {"stacks": BATCHING, "entries": len(phonemes), "pairs": pairs, "summary": summary}
+    return {"stacks": variants, "entries": len(phonemes), "pairs": pairs, "summary": summary}
 
 
 def main() -> None:
@@ -120,19 +131,22 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--rounds", type=int, default=Plan(quick=False).ab_rounds, help="default: as in bench.run")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--control", action="store_true", help="both stacks with the defaults")
     args = parser.parse_args()
+    variants = CONTROL if args.control else BATCHING
 
     weights, kind, voice = resolve_weights(args.weights)
     phonemes = make_workload(Plan(quick=False), weights, voice).perf_entries()
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="pattern-tts-batching-ab-") as tmp:
-        measured = measure(weights, voice, phonemes, Path(tmp), args.rounds)
+        measured = measure(weights, voice, phonemes, Path(tmp), args.rounds, variants=variants)
     print(f"\n{'conc':>4} {'on/off per round':>28} {'median':>7}")
     for c, row in measured["summary"].items():
         print(f"{c:>4} {' '.join(f'{x:.3f}' for x in row['ratios']):>28} {row['median']:>7.3f}")
-    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, **measured,
-               "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
-    out = args.out or RESULTS / f"batching-ab-{results['date']}.json"
+    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "control": args.control,
+               **measured, "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
+    kind_of_run = "batching-control" if args.control else "batching-ab"  # the report reads batching-ab-*
+    out = args.out or RESULTS / f"{kind_of_run}-{results['date']}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
 
