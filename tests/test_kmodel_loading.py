@@ -75,13 +75,18 @@ def test_parameters_take_the_dtype_their_layers_are_built_in(tiny_weights_dir: P
     assert {p.dtype for p in ours.parameters()} == {torch.float64}
 
 
+def weights_dir_with(checkpoint: dict[str, Any], tiny_weights_dir: Path, dest: Path) -> Path:
+    """``dest`` as a weights directory: the tiny model's config.json and ``checkpoint``."""
+    (dest / CONFIG_NAME).write_bytes((tiny_weights_dir / CONFIG_NAME).read_bytes())
+    torch.save(checkpoint, dest / MODEL_NAME)
+    return dest
+
+
 def test_a_checkpoint_missing_a_parameter_is_an_error(tiny_weights_dir: Path, tmp_path: Path) -> None:
     checkpoint = torch.load(tiny_weights_dir / MODEL_NAME, weights_only=True)
     name = next(iter(checkpoint["decoder"]))
     del checkpoint["decoder"][name]
-    for file in (CONFIG_NAME,):
-        (tmp_path / file).write_bytes((tiny_weights_dir / file).read_bytes())
-    torch.save(checkpoint, tmp_path / MODEL_NAME)
+    weights_dir_with(checkpoint, tiny_weights_dir, tmp_path)
     with pytest.raises(ValueError, match=rf"lacks 1 of KModel's parameters, e.g. \['decoder\.{name}'\]"):
         load_kmodel(tmp_path)
 
@@ -89,9 +94,7 @@ def test_a_checkpoint_missing_a_parameter_is_an_error(tiny_weights_dir: Path, tm
 def test_a_module_prefix_is_dropped_as_kokoro_does(tiny_weights_dir: Path, tmp_path: Path) -> None:
     checkpoint = torch.load(tiny_weights_dir / MODEL_NAME, weights_only=True)
     checkpoint["predictor"] = {f"module.{k}": v for k, v in checkpoint["predictor"].items()}
-    (tmp_path / CONFIG_NAME).write_bytes((tiny_weights_dir / CONFIG_NAME).read_bytes())
-    torch.save(checkpoint, tmp_path / MODEL_NAME)
-    model: Any = load_kmodel(tmp_path)
+    model: Any = load_kmodel(weights_dir_with(checkpoint, tiny_weights_dir, tmp_path))
     loaded = model.predictor.state_dict()
     for name, tensor in kokoro_own_load(tiny_weights_dir).predictor.state_dict().items():
         assert torch.equal(loaded[name], tensor), name
