@@ -46,13 +46,11 @@ CONCURRENCY = (1, 2, 4, 8, 16)
 CONTROL: dict[str, dict[str, str]] = {"on": {}, "off": {}}
 
 
-def start_variant(
-    name: str, weights: Path, tmp: Path, extra_env: dict[str, str], variants: dict[str, dict[str, str]]
-) -> tuple[Any, str]:
-    """``pattern-tts serve`` with the variant's settings; (process, Triton HTTP address) once ready."""
+def start_variant(name: str, weights: Path, tmp: Path, settings: dict[str, str]) -> tuple[Any, str]:
+    """``pattern-tts serve`` with the variant's ``settings``; (process, Triton HTTP address) once ready."""
     ports = StackPorts.free()
     log_path = tmp / f"stack-ab-{name}.log"
-    process = start_stack(weights, ports, stack_env({**extra_env, **variants[name]}), log_path)
+    process = start_stack(weights, ports, stack_env(settings), log_path)
     procs.wait_ready(f"{ports.url}/ready", process, log_path, 1200)
     return process, f"127.0.0.1:{ports.http}"
 
@@ -102,8 +100,8 @@ def measure(
     with ExitStack() as stacks:
         urls = {}
         with procs.bench_lock("batching on/off, start-up"):
-            for name in variants:
-                process, urls[name] = start_variant(name, weights, tmp, extra_env or {}, variants)
+            for name, settings in variants.items():
+                process, urls[name] = start_variant(name, weights, tmp, {**(extra_env or {}), **settings})
                 stacks.callback(procs.stop, process)
         for url in urls.values():  # one warm call each, outside the timings
             triton_direct.synthesize(httpclient.InferenceServerClient(url), phonemes[0], voice)
