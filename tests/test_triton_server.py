@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import sysconfig
 from pathlib import Path
 
@@ -57,3 +59,19 @@ def test_a_cpu_triton_does_not_look_for_gpu_metrics_or_pinned_memory(tmp_path: P
 def test_onednns_primitive_cache_is_bounded_unless_the_operator_set_it() -> None:
     assert onednn_env(environ={}) == {ONEDNN_CACHE_ENV: str(ONEDNN_CACHE_CAPACITY)}
     assert onednn_env(environ={ONEDNN_CACHE_ENV: "512"}) == {ONEDNN_CACHE_ENV: "512"}
+
+
+def test_tritonserver_is_assembled_from_pytriton_without_importing_its_client_stack(tmp_path: Path) -> None:
+    """The launcher lives as long as the service: it finds pytriton's files but must not import the
+    package, which pulls in gevent, grpc and aiohttp (about 30 MiB held for nothing)."""
+    script = (
+        "import sys\n"
+        "from pathlib import Path\n"
+        "from pattern_tts.triton_server import _assemble_from_pytriton\n"
+        f"install = _assemble_from_pytriton(Path({str(tmp_path)!r}))\n"
+        "assert install.binary.is_file(), install.binary\n"
+        "assert (install.backend_dir / 'python' / 'triton_python_backend_stub').is_file()\n"
+        "print(sorted(m for m in ('pytriton', 'tritonclient', 'gevent', 'grpc') if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"
