@@ -1,4 +1,4 @@
-"""Memory and speed of the kokoro model's process under each C allocator (pattern_tts/allocator.py)
+"""Memory and speed of the kokoro model's process under each C allocator setting (pattern_tts/allocator.py)
 and oneDNN primitive cache bound (pattern_tts/cpu.py).
 
 Each setting gets its own process, set up as the kokoro Triton model sets itself up on CPU:
@@ -9,9 +9,13 @@ Then it synthesises the corpus's longest sentences as one batch (per-item decode
 as Triton would run them), for several rounds. For each setting it reports:
 * idle RSS after the settle;
 * the peak RSS of each round (sampled every 5 ms);
-* the seconds each round took.
+* the seconds each round took;
+* RSS 3 s after the last round: what it holds once the work is over.
+With ``--passes N`` every setting runs N times, the settings in turn, so that each sees the machine's
+drift in speed (a second run of the same setting took 25 % less time an hour later).
 
-    .venv/bin/python -m bench.allocator [--weights DIR] [--items 16] [--rounds 2] [--only TEXT]
+    .venv/bin/python -m bench.allocator [--weights DIR] [--items 16] [--rounds 2] [--passes 1] [--only TEXT]
+        [--note TEXT]
 
 Writes ``bench/results/allocator-<date>.json``. Without ``--weights`` it uses the weights that
 ``bench.run`` resolves (real converted weights when the packaged model is installed).
@@ -35,6 +39,17 @@ RESULTS = Path(__file__).resolve().parent / "results"
 # A reference: glibc told to keep freed memory in its heap (mallopt), the setting before jemalloc.
 GLIBC_KEEP = "glibc keeping freed memory (before)"
 ONEDNN_DEFAULT = {ONEDNN_CACHE_ENV: "1024"}  # oneDNN's own default: the setting before the bound
+# jemalloc's MALLOC_CONF settings compared; the one that is allocator.JEMALLOC_CONF is marked the default.
+# The others hand freed pages back to the system once unused for a while, from jemalloc's background
+# threads. Allocations over 8 MiB (``oversize_threshold``) come from an arena of their own, which
+# purges at once unless pages are kept for good; ``oversize_threshold:0`` gives them the same decay.
+_RETURN = "background_thread:true,muzzy_decay_ms:0,dirty_decay_ms:"
+JEMALLOC_CONFS = {
+    "keeping freed pages": "dirty_decay_ms:-1,muzzy_decay_ms:-1",
+    "returning pages unused for 1 s, large ones at once": f"{_RETURN}1000",
+    "returning pages unused for 1 s": f"{_RETURN}1000,oversize_threshold:0",
+    "returning pages unused for 10 s": f"{_RETURN}10000,oversize_threshold:0",
+}
 
 
 def configs() -> dict[str, dict[str, str]]:
@@ -43,8 +58,9 @@ def configs() -> dict[str, dict[str, str]]:
     out = {}
     if allocator.find_jemalloc() is not None:
         jemalloc = allocator.allocator_env("jemalloc", environ={})
-        out["jemalloc, oneDNN cache 64 (pattern-tts default)"] = {**jemalloc, **bounded}
-        out["jemalloc, oneDNN cache 1024 (before)"] = {**jemalloc, **ONEDNN_DEFAULT}
+        for name, conf in JEMALLOC_CONFS.items():
+            default = " (pattern-tts default)" if conf == allocator.JEMALLOC_CONF else ""
+            out[f"jemalloc {name}{default}, oneDNN cache 64"] = {**jemalloc, "MALLOC_CONF": conf, **bounded}
     out["glibc, oneDNN cache 64 (pattern-tts fallback)"] = bounded
     out[GLIBC_KEEP] = ONEDNN_DEFAULT
     return out
@@ -91,6 +107,8 @@ for _ in range(rounds):
     stop.set(); sampler.join()
     peak_mib = round(max(peak[0], rss()))
     out["rounds"].append({"seconds": round(seconds, 1), "audio_s": round(audio, 1), "peak_mib": peak_mib})
+time.sleep(3)
+out["rest_after_mib"] = round(rss())  # what the process holds once the work is over
 print(json.dumps(out))
 """
 
@@ -100,33 +118,42 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, default=None)
     parser.add_argument("--items", type=int, default=16, help="the corpus's N longest sentences, one batch")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--passes", type=int, default=1,
+                        help="run every setting this many times, in turn: the machine's speed drifts over minutes")
     parser.add_argument("--only", default="", help="only the settings whose name contains this text")
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--note", default="", help="a sentence for BENCHMARKS.md: the machine, what else ran")
     args = parser.parse_args()
 
     from bench.workload import CACHE, resolve_weights
 
     weights, kind, voice = resolve_weights(args.weights)
     results: dict[str, Any] = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "allocators": {}}
-    for name, env in configs().items():
-        if args.only not in name:
-            continue
-        mode = "keep" if name == GLIBC_KEEP else "settle"
-        child_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
-        command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.items), str(args.rounds), mode,
-                   str(CACHE / "compile")]  # fmt: skip
-        print(f"{name}: running", flush=True)
-        done = subprocess.run(command, env=child_env, capture_output=True, text=True, check=False)
-        if done.returncode != 0:
-            raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
-        results["allocators"][name] = json.loads(done.stdout.strip().splitlines()[-1])
+    if args.note:
+        results["note"] = args.note
+    chosen = {name: env for name, env in configs().items() if args.only in name}
+    for turn in range(args.passes):
+        for name, env in chosen.items():
+            mode = "keep" if name == GLIBC_KEEP else "settle"
+            child_env = {**os.environ, "HF_HUB_OFFLINE": "1", **env}
+            command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.items), str(args.rounds), mode,
+                       str(CACHE / "compile")]  # fmt: skip
+            print(f"{name}: pass {turn + 1}", flush=True)
+            done = subprocess.run(command, env=child_env, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{name} failed:\n{done.stderr[-3000:]}")
+            child = json.loads(done.stdout.strip().splitlines()[-1])
+            row = results["allocators"].setdefault(name, {**child, "rounds": [], "rest_after_mib": []})
+            row["rounds"] += child["rounds"]
+            row["rest_after_mib"].append(child["rest_after_mib"])
 
-    print(f"\n{args.items} longest corpus sentences, one batch, {args.rounds} rounds ({kind})")
-    print(f"{'setting':<50} {'idle MiB':>9} {'peak MiB per round':>22} {'seconds per round':>20}")
+    print(f"\n{args.items} longest corpus sentences, one batch, {args.rounds} rounds x {args.passes} passes ({kind})")
+    print(f"{'setting':<72} {'idle MiB':>9} {'peak MiB per round':>22} {'seconds per round':>20} {'3 s after':>10}")
     for name, row in results["allocators"].items():
         peaks = " / ".join(str(r["peak_mib"]) for r in row["rounds"])
         seconds = " / ".join(str(r["seconds"]) for r in row["rounds"])
-        print(f"{name:<50} {row['idle_mib']:>9} {peaks:>22} {seconds:>20}")
+        rest = " / ".join(map(str, row["rest_after_mib"]))
+        print(f"{name:<72} {row['idle_mib']:>9} {peaks:>22} {seconds:>20} {rest:>10}")
     out = args.out or RESULTS / f"allocator-{results['date']}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")
