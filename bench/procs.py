@@ -135,14 +135,16 @@ def role(proc: psutil.Process) -> str:
 
 
 class RssMonitor:
-    """Samples the RSS of a process tree in a thread; keeps the peak of the sum and of each role, and
-    in which phase (set by the caller: ``monitor.phase = "c=16"``) and when the sum peaked."""
+    """Samples the RSS of a process tree in a thread; keeps the peak of the sum and of each role, what
+    each role held at the sum's peak, and in which phase (set by the caller: ``monitor.phase = "c=16"``)
+    and when the sum peaked."""
 
     def __init__(self, pid: int, interval_s: float = 0.2) -> None:
         self.root = psutil.Process(pid)
         self.interval_s = interval_s
         self.peak_total = 0
         self.peak_by_role: dict[str, int] = {}
+        self.at_peak_by_role: dict[str, int] = {}
         self.phase = "start"
         self.peak_phase = self.phase
         self.peak_at_s = 0.0
@@ -167,7 +169,7 @@ class RssMonitor:
             total += rss
             by_role[key] = by_role.get(key, 0) + rss
         if total > self.peak_total:
-            self.peak_total, self.peak_phase = total, self.phase
+            self.peak_total, self.peak_phase, self.at_peak_by_role = total, self.phase, by_role
             self.peak_at_s = time.monotonic() - self._start
         for key, rss in by_role.items():
             self.peak_by_role[key] = max(self.peak_by_role.get(key, 0), rss)
@@ -191,6 +193,7 @@ class RssMonitor:
         return {
             "peak_total_mib": round(self.peak_total / mib, 1),
             "peak_by_role_mib": {k: round(v / mib, 1) for k, v in sorted(self.peak_by_role.items())},
+            "at_peak_by_role_mib": {k: round(v / mib, 1) for k, v in sorted(self.at_peak_by_role.items())},
             "peak_phase": self.peak_phase,
             "peak_at_s": round(self.peak_at_s, 1),
         }

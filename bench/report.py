@@ -443,19 +443,22 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
     ):
         sec = results.get(key) or {}
         roles = _get(sec, "rss", "peak_by_role_mib") or {}
-        phase = _get(sec, "rss", "peak_phase")  # runs before 2026-11-27 did not record it
+        at_peak = _get(sec, "rss", "at_peak_by_role_mib")  # runs before 2026-11-27 did not record it
+        phase = _get(sec, "rss", "peak_phase")  # nor, before 2026-11-27, this
         rows.append(
             [
                 label,
                 _get(sec, "rss", "peak_total_mib"),
                 phase,
+                ", ".join(f"{k} {v}" for k, v in at_peak.items()) if at_peak else "-",
                 ", ".join(f"{k} {v}" for k, v in roles.items()),
                 sec.get("startup_s"),
                 sec.get("warmup_latency_s"),
             ]
         )
     parts.append(
-        _table(["system", "peak RSS MiB", "peak during", "peak by process MiB", "startup s", "first request s"], rows)
+        _table(["system", "peak RSS MiB", "peak during", "at that peak, by process MiB", "each process's own peak MiB",
+                "startup s", "first request s"], rows)  # fmt: skip
     )
     ovh = _get(results, "stack_on", "overhead")
     if ovh:
@@ -694,7 +697,8 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     path, data = latest
     rows = [
         [name, row["idle_mib"], " / ".join(str(r["peak_mib"]) for r in row["rounds"]),
-         " / ".join(str(r["seconds"]) for r in row["rounds"])]
+         " / ".join(str(r["seconds"]) for r in row["rounds"]),
+         " / ".join(map(str, row["rest_after_mib"])) if "rest_after_mib" in row else "-"]
         for name, row in data["allocators"].items()
     ]  # fmt: skip
     lengths = next(iter(data["allocators"].values()))["lengths"]
@@ -705,7 +709,7 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{shown(path)}`."
         + (f" {data['note']}" if "note" in data else "")
         + "\n\n"
-        + _table(["setting", "idle MiB", "peak MiB per round", "seconds per round"], rows)
+        + _table(["setting", "idle MiB", "peak MiB per round", "seconds per round", "MiB 3 s after"], rows)
         + "\n"
     )
 
