@@ -703,7 +703,7 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     ]  # fmt: skip
     lengths = next(iter(data["allocators"].values()))["lengths"]
     return (
-        f"## Memory of the kokoro process per C allocator and oneDNN cache bound ({data['date']})\n\n"
+        f"## Memory of the kokoro process per C allocator setting ({data['date']})\n\n"
         f"`.venv/bin/python -m bench.allocator` (`bench/allocator.py`): the engine set up as the kokoro model sets"
         f" itself up on CPU, then the corpus's {len(lengths)} longest sentences ({min(lengths)}-{max(lengths)}"
         f" phonemes) as one batch, per round; {data['weights']}. Raw results: `{shown(path)}`."
