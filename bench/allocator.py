@@ -12,7 +12,8 @@ as Triton would run them), for several rounds. For each setting it reports:
 * the seconds each round took;
 * RSS 3 s after the last round: what it holds once the work is over.
 With ``--passes N`` every setting runs N times, the settings in turn, so that each sees the machine's
-drift in speed (a second run of the same setting took 25 % less time an hour later).
+drift in speed: the same setting took 21-29 % less time in one working session than in the one before,
+on the same kind of machine.
 
     .venv/bin/python -m bench.allocator [--weights DIR] [--items 16] [--rounds 2] [--passes 1] [--only TEXT]
         [--note TEXT]
