@@ -148,8 +148,9 @@ class Settings(BaseSettings):
         default="auto",
         description="C allocator of Triton and its model processes: auto = jemalloc when "
         "libjemalloc.so.2 is installed (the images; scripts/bootstrap.sh unpacks it into .venv), "
-        "else glibc. With long inputs glibc's heap fragments and keeps growing, and it is 20 % slower "
-        "(python -m bench.allocator).",
+        "else glibc. With long inputs glibc's heap fragments and keeps growing, and it is 12-25 % slower "
+        "(python -m bench.allocator). jemalloc keeps the pages it frees: set MALLOC_CONF (passed through) "
+        "to hand them back, at a cost in speed (BENCHMARKS.md).",
     )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info",
