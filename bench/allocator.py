@@ -62,6 +62,10 @@ def configs() -> dict[str, dict[str, str]]:
         for name, conf in JEMALLOC_CONFS.items():
             default = " (pattern-tts default)" if conf == allocator.JEMALLOC_CONF else ""
             out[f"jemalloc {name}{default}, oneDNN cache 64"] = {**jemalloc, "MALLOC_CONF": conf, **bounded}
+        keeping = JEMALLOC_CONFS["keeping freed pages"]
+        out["jemalloc keeping freed pages, oneDNN cache 1024 (before the bound)"] = {
+            **jemalloc, "MALLOC_CONF": keeping, **ONEDNN_DEFAULT
+        }
     out["glibc, oneDNN cache 64 (pattern-tts fallback)"] = bounded
     out[GLIBC_KEEP] = ONEDNN_DEFAULT
     return out
