@@ -443,8 +443,8 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
     ):
         sec = results.get(key) or {}
         roles = _get(sec, "rss", "peak_by_role_mib") or {}
-        at_peak = _get(sec, "rss", "at_peak_by_role_mib")  # runs before 2026-11-27 did not record it
-        phase = _get(sec, "rss", "peak_phase")  # nor, before 2026-11-27, this
+        at_peak = _get(sec, "rss", "at_peak_by_role_mib")  # runs before fb84f4f did not record it
+        phase = _get(sec, "rss", "peak_phase")  # runs before 2026-11-27 did not record it
         rows.append(
             [
                 label,
