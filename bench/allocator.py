@@ -4,7 +4,7 @@ and oneDNN primitive cache bound (pattern_tts/cpu.py).
 Each setting gets its own process, set up as the kokoro Triton model sets itself up on CPU:
 * load the engine on the fast path;
 * warm it up;
-* call ``allocator.settle_after_load()``.
+* call ``allocator.release_freed_memory()``.
 Then it synthesises the corpus's longest sentences as one batch (per-item decoder, shortest first,
 as Triton would run them), for several rounds. For each setting it reports:
 * idle RSS after the settle;
@@ -87,7 +87,7 @@ rss = lambda: process.memory_info().rss / 2**20
 torch.set_num_threads(cpu_quota())
 engine = KokoroEngine(Path(weights), compile=None, precision="auto", compile_cache_dir=Path(sys.argv[6]))
 engine.warmup()
-name = allocator.settle_after_load()
+name = allocator.release_freed_memory()
 if keep:  # M_MMAP_THRESHOLD and M_TRIM_THRESHOLD 1 GB, M_TOP_PAD 64 MB
     import ctypes
     libc = ctypes.CDLL("libc.so.6")

@@ -66,6 +66,8 @@ def free_port() -> int:
 def render_kokoro(dest: Path, weights: Path, mode: str, setup: tuple[int, int], args: argparse.Namespace) -> Path:
     """``model_repository/kokoro`` alone, its placeholders filled for ``args.kind``, ``mode`` and
     ``setup`` (instances, max batch size when batching is on)."""
+    from pattern_tts.settings import Settings
+
     instances, max_batch = setup
     repository = dest / f"repository-{instances}x{max_batch}-{mode}"
     shutil.rmtree(repository, ignore_errors=True)  # a later round renders the same configuration again
@@ -77,6 +79,7 @@ def render_kokoro(dest: Path, weights: Path, mode: str, setup: tuple[int, int], 
         threads="0",
         batch_decoder="auto", compile=args.compile, precision=args.precision,
         compile_cache_dir=str(dest / "compile"), priority_levels="0",
+        release_memory_after_idle_s=str(Settings.model_fields["release_memory_after_idle_s"].default),
         max_batch_size=str(max_batch if mode == "on" else 1), max_queue_delay_us=QUEUE_DELAY_US[mode],
     ))  # fmt: skip
     return repository

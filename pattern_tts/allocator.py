@@ -18,15 +18,20 @@ So ``auto`` preloads jemalloc (``LD_PRELOAD``) into tritonserver, and so into it
 It falls back to glibc, with its default settings, otherwise.
 
 ``MALLOC_CONF`` keeps freed pages for reuse (no page faults on the next item). Once the model is
-loaded and warmed up, :func:`settle_after_load` hands the load's temporaries back to the system.
+loaded and warmed up, :func:`release_freed_memory` hands the load's temporaries back to the system.
+:class:`ReleaseWhenIdle` does the same once the model has been idle for a few seconds
+(``release_memory_after_idle_s``), so that a burst of long inputs does not hold its memory until the
+next one: about 600 MiB with real weights. The next request then faults its memory in again, which
+cost 0.1-0.2 s of kernel time on 2 cores and no wall time that stood out of the noise
+(``python -m bench.idle_release``).
 
-Handing freed pages back as they go unused (jemalloc's background threads with a finite
+Handing freed pages back while the model works (jemalloc's background threads with a finite
 ``dirty_decay_ms``, after 1 or 10 s) lowers the kokoro process's peak over those 16 sentences from
 1485 to 1206 MiB, and it goes back to 893 MiB after the work against staying at 1485. But every
 round was slower, by 8 to 42 %, 37 % in the median: the decoder's large activations are faulted in
-afresh again and again. Speed is the scarcer resource here, so the pages stay. An operator who wants
-the memory back sets ``MALLOC_CONF`` (e.g. ``background_thread:true,dirty_decay_ms:1000``),
-which pattern-tts passes through unchanged.
+afresh again and again. Speed is the scarcer resource here, so the pages stay until the model is
+idle. An operator who wants them back sooner sets ``MALLOC_CONF`` (e.g.
+``background_thread:true,dirty_decay_ms:1000``), which pattern-tts passes through unchanged.
 """
 
 from __future__ import annotations
@@ -35,6 +40,10 @@ import ctypes
 import ctypes.util
 import os
 import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
@@ -90,9 +99,9 @@ def in_use() -> Literal["jemalloc", "glibc"]:
     return "jemalloc" if hasattr(ctypes.CDLL(None), "mallctl") else "glibc"
 
 
-def settle_after_load() -> str:
-    """Hand the memory freed during model load and warm-up back to the system (jemalloc: purge its
-    arenas; glibc: ``malloc_trim``); returns the allocator's name."""
+def release_freed_memory() -> str:
+    """Hand the memory this process has freed back to the system (jemalloc: purge its arenas;
+    glibc: ``malloc_trim``); returns the allocator's name."""
     if in_use() == "jemalloc":
         name = f"arena.{_MALLCTL_ARENAS_ALL}.purge".encode()
         ctypes.CDLL(None).mallctl(name, None, None, None, ctypes.c_size_t(0))
@@ -105,13 +114,68 @@ def settle_after_load() -> str:
     return "glibc"
 
 
+class ReleaseWhenIdle:
+    """Calls ``release`` once work has stopped for ``after_s`` seconds: once per idle spell.
+
+    Wrap each piece of work in :meth:`busy`. A background thread waits for the last one to end
+    and, if none starts within ``after_s``, releases. The release runs under the same lock
+    :meth:`busy` takes, so it never overlaps work: work that arrives during one waits for it.
+    """
+
+    def __init__(self, after_s: float, release: Callable[[], object] = release_freed_memory) -> None:
+        if after_s <= 0:
+            raise ValueError(f"after_s must be > 0, got {after_s}")
+        self.after_s = after_s
+        self.releases = 0
+        self._release = release
+        self._changed = threading.Condition()
+        self._working = 0
+        self._idle_since: float | None = None  # None: nothing done since the last release
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="release-when-idle", daemon=True)
+        self._thread.start()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        with self._changed:
+            self._working += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._working -= 1
+                self._idle_since = time.monotonic()
+                self._changed.notify()
+
+    def close(self) -> None:
+        with self._changed:
+            self._closed = True
+            self._changed.notify()
+        self._thread.join()
+
+    def _run(self) -> None:
+        with self._changed:
+            while not self._closed:
+                if self._working or self._idle_since is None:
+                    self._changed.wait()
+                    continue
+                left = self._idle_since + self.after_s - time.monotonic()
+                if left > 0:
+                    self._changed.wait(left)
+                    continue
+                self._release()
+                self.releases += 1
+                self._idle_since = None
+
+
 __all__ = [
     "JEMALLOC_CONF",
     "JEMALLOC_SONAME",
     "Allocator",
     "AllocatorNotFound",
+    "ReleaseWhenIdle",
     "allocator_env",
     "find_jemalloc",
     "in_use",
-    "settle_after_load",
+    "release_freed_memory",
 ]

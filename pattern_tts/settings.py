@@ -149,9 +149,20 @@ class Settings(BaseSettings):
         description="C allocator of Triton and its model processes: auto = jemalloc when "
         "libjemalloc.so.2 is installed (the images; scripts/bootstrap.sh unpacks it into .venv), "
         "else glibc. With long inputs glibc's heap fragments and keeps growing, and it is 12-25 % slower "
-        "(python -m bench.allocator). jemalloc keeps the pages it frees: set MALLOC_CONF (passed through) "
-        "to hand them back, at a cost in speed (BENCHMARKS.md).",
+        "(python -m bench.allocator). jemalloc keeps the pages it frees while the model works, and "
+        "release_memory_after_idle_s hands them back once it is idle; a MALLOC_CONF of your own is passed "
+        "through (handing pages back while working cost 8-42 % in speed: BENCHMARKS.md).",
     )
+    release_memory_after_idle_s: float = Field(
+        default=5.0,
+        ge=0,
+        description="Once the kokoro model has had no work for this many seconds, it hands the memory "
+        "its requests freed back to the system (while busy the allocator keeps it, for speed): after a "
+        "burst of long inputs, about 600 MiB on CPU. The next request faults its memory in again, about "
+        "0.1-0.2 s of kernel time on 2 cores, within the noise of its wall time (python -m "
+        "bench.idle_release). 0: never (the process keeps the largest footprint it has needed).",
+    )
+
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         default="info",
         description="Log level of the launcher, the gateway and Triton's forwarded output: JSON lines on "

@@ -123,6 +123,7 @@ def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
         "compile": settings.compile,
         "precision": settings.precision,
         "compile_cache_dir": str(settings.cache_dir / "compile"),
+        "release_memory_after_idle_s": str(settings.release_memory_after_idle_s),
     }
     dest = settings.cache_dir / "model_repository"
     if dest.exists():

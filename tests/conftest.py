@@ -62,6 +62,35 @@ class Stack:
         return self.log_path.read_text(errors="replace")
 
 
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid``, read from /proc."""
+    parents: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:  # exited while we looked
+            continue
+        parents.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        children = parents.get(todo.pop(), [])
+        found.extend(children)
+        todo.extend(children)
+    return found
+
+
+def model_process(stack: Stack, model: str) -> int:
+    """The pid of the python-backend stub that runs ``model`` in ``stack``."""
+    for pid in descendants(stack.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[0].endswith(b"triton_python_backend_stub") and argv[1].endswith(f"/{model}/1/model.py".encode()):
+            return pid
+    raise AssertionError(f"no python stub for model {model!r} under pid {stack.process.pid}")
+
+
 def stack_env(cache_dir: Path, **settings: object) -> dict[str, str]:
     """The environment for a pattern-tts process under test: offline, its own cache dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}

@@ -11,6 +11,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ del blocks
 blocks = [torch.ones(25 << 20) for _ in range(3)]  # 3 x 100 MB
 del blocks
 before = rss_mib()
-name = allocator.settle_after_load()
+name = allocator.release_freed_memory()
 after = rss_mib()
 print(json.dumps({"in_use": allocator.in_use(), "settled": name, "before": before, "after": after}))
 """
@@ -96,3 +99,72 @@ def test_the_serve_stacks_kokoro_process_uses_the_allocator_auto_picks(stack) ->
     loaded = [line for line in stack.log_text().splitlines() if "kokoro: loaded on" in line]
     assert loaded, "the kokoro model logged no load line"
     assert f"allocator={expected}" in loaded[-1], loaded[-1]
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.01)
+    return condition()
+
+
+def test_release_when_idle_waits_for_the_work_to_stop_then_releases_once_per_idle_spell() -> None:
+    calls: list[float] = []
+    idle = allocator.ReleaseWhenIdle(0.3, lambda: calls.append(time.monotonic()))
+    try:
+        time.sleep(0.5)
+        assert calls == [], "released before any work was done"
+        with idle.busy():
+            time.sleep(0.6)  # longer than after_s: still no release while working
+            assert calls == []
+        done = time.monotonic()
+        assert wait_until(lambda: len(calls) == 1, 5)
+        assert calls[0] - done >= 0.3
+        time.sleep(0.6)
+        assert len(calls) == 1, "released again without new work"
+        for _ in range(5):  # work arriving inside after_s pushes the release back
+            with idle.busy():
+                time.sleep(0.01)
+            time.sleep(0.15)
+        assert len(calls) == 1
+        assert wait_until(lambda: len(calls) == 2, 5)
+        assert idle.releases == 2
+    finally:
+        idle.close()
+
+
+def test_release_when_idle_never_releases_while_a_piece_of_work_runs() -> None:
+    lock, working = threading.Lock(), [0]
+    overlapped: list[bool] = []  # per release: was any work running?
+    idle = allocator.ReleaseWhenIdle(0.05, lambda: overlapped.append(working[0] > 0))
+
+    def work() -> None:
+        for _ in range(30):
+            with idle.busy():
+                with lock:
+                    working[0] += 1
+                time.sleep(0.02)
+                with lock:
+                    working[0] -= 1
+            time.sleep(0.1)  # idle for longer than after_s: a release may come in here
+
+    try:
+        workers = [threading.Thread(target=work) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        assert overlapped, "no release happened in the idle gaps"
+        assert not any(overlapped), "a release ran while work was in progress"
+    finally:
+        idle.close()
+
+
+def test_release_when_idle_needs_a_positive_delay_and_closes() -> None:
+    with pytest.raises(ValueError, match="after_s"):
+        allocator.ReleaseWhenIdle(0, lambda: None)
+    idle = allocator.ReleaseWhenIdle(60, lambda: None)
+    idle.close()
+    assert not idle._thread.is_alive()

@@ -6,6 +6,8 @@ together), each in its own tritonserver."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -23,8 +25,9 @@ from tritonclient.utils import InferenceServerException
 from bench.triton_direct import RequestTrace, perf_analyzer, perf_analyzer_binary, write_input_data
 from pattern_tts import allocator
 from pattern_tts.cpu import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_ENV
-from pattern_tts.settings import STREAM_PRIORITY_LEVELS
-from tests.conftest import Stack, serve_stack
+from pattern_tts.settings import STREAM_PRIORITY_LEVELS, Settings
+from pattern_tts.synthesis.engine import MAX_PHONEMES
+from tests.conftest import Stack, model_process, serve_stack
 
 # Phonemes of very different lengths (Kokoro's symbols), as the g2p model would produce them.
 PHONEMES = [
@@ -272,17 +275,9 @@ def test_perf_analyzer_load_tests_kokoro_with_phoneme_input_data(stack: Stack, t
 
 
 def model_process_environ(stack: Stack, model: str) -> dict[str, str]:
-    """The environment of the python stub that runs ``model`` in ``stack`` (found through /proc)."""
-    script = str(stack.cache_dir / "model_repository" / model / "1" / "model.py")
-    for proc in Path("/proc").iterdir():
-        try:
-            args = (proc / "cmdline").read_bytes().split(b"\0")
-            if b"triton_python_backend_stub" in args[0] and script.encode() in args:
-                pairs = (proc / "environ").read_bytes().split(b"\0")
-                return dict(p.decode(errors="replace").partition("=")[::2] for p in pairs if p)
-        except (OSError, IndexError):
-            continue
-    raise AssertionError(f"no python stub runs {script}")
+    """The environment of the python stub that runs ``model`` in ``stack``."""
+    pairs = Path(f"/proc/{model_process(stack, model)}/environ").read_bytes().split(b"\0")
+    return dict(p.decode(errors="replace").partition("=")[::2] for p in pairs if p)
 
 
 def test_kokoro_model_process_runs_with_the_memory_settings(stack: Stack) -> None:
@@ -294,3 +289,27 @@ def test_kokoro_model_process_runs_with_the_memory_settings(stack: Stack) -> Non
     if jemalloc is not None:
         assert str(jemalloc) in env.get("LD_PRELOAD", "").split(":")
         assert env.get("MALLOC_CONF") == allocator.JEMALLOC_CONF
+
+
+def test_kokoro_model_hands_freed_memory_back_once_idle(stack: Stack) -> None:
+    """`release_memory_after_idle_s` after a long request, and not before, the kokoro process hands
+    the memory that request freed back to the system: one log event, with its RSS before and after."""
+    after_s = Settings.model_fields["release_memory_after_idle_s"].default
+    longest = " ".join(PHONEMES * 2)[:MAX_PHONEMES]
+    httpclient.InferenceServerClient(stack.triton_http_url).infer("kokoro", kokoro_inputs(longest, "af_heart"))
+    done = dt.datetime.now(dt.UTC)
+
+    def releases() -> list[dict[str, Any]]:
+        events = [json.loads(line) for line in stack.log_text().splitlines() if "released freed memory" in line]
+        return [e for e in events if dt.datetime.fromisoformat(e["ts"]) > done]
+
+    deadline = time.monotonic() + after_s + 20
+    while not releases() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1)  # a second release, were there one, would come right after the first
+    events = releases()
+    assert len(events) == 1, events
+    waited = (dt.datetime.fromisoformat(events[0]["ts"]) - done).total_seconds()
+    assert after_s - 0.5 <= waited <= after_s + 10, waited
+    before, after = map(float, re.findall(r"RSS (\d+) -> (\d+) MiB", events[0]["msg"])[0])
+    assert after < before, events[0]["msg"]

@@ -53,6 +53,15 @@ class _Replies:
         return None if self.senders is not None else self.responses
 
 
+def _rss_mib() -> float:
+    """This process's resident memory (``VmRSS``), in MiB."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
@@ -103,18 +112,31 @@ class TritonPythonModel:
         # Compiles the fast path now, so that the model is not READY before it is fast.
         warmup = self.engine.warmup()
         # The load's temporaries go back to the system (pattern_tts/allocator.py).
-        malloc = allocator.settle_after_load()
+        malloc = allocator.release_freed_memory()
+        # So do a burst's activations, once the model has been idle for a while.
+        idle_s = float(params.get("release_memory_after_idle_s") or 0)
+        self.idle_release = allocator.ReleaseWhenIdle(idle_s, self._release_memory) if idle_s > 0 else None
         pb_utils.Logger.log_info(
             f"kokoro: loaded on {device} in {loaded:.1f} s, warmed up in {warmup:.1f} s "
             f"(threads={torch.get_num_threads()}, batch_decoder={self.engine.batch_decoder}, "
             f"compile={self.engine.compile}, autocast={self.engine.autocast_dtype}, "
-            f"voices={len(self.engine.voices.names())}, allocator={malloc})"
+            f"voices={len(self.engine.voices.names())}, allocator={malloc}, "
+            f"release_memory_after_idle_s={idle_s:g})"
         )
         if malloc == "glibc" and device == "cpu":
             pb_utils.Logger.log_warn(
                 "kokoro: glibc malloc: memory grows with long inputs (several GB); "
                 f"install {allocator.JEMALLOC_SONAME} (Debian: libjemalloc2)"
             )
+
+    def _release_memory(self) -> None:
+        """Called by ``self.idle_release`` once the model has been idle for its ``after_s``."""
+        before = _rss_mib()
+        allocator.release_freed_memory()
+        pb_utils.Logger.log_info(
+            f"kokoro: idle {self.idle_release.after_s:g} s: released freed memory, "
+            f"RSS {before:.0f} -> {_rss_mib():.0f} MiB"
+        )
 
     def _request(self, request: "pb_utils.InferenceRequest") -> SynthesisRequest:
         return SynthesisRequest(
@@ -127,6 +149,10 @@ class TritonPythonModel:
     def execute(self, requests: list) -> list | None:
         """One response per request. With the per-item decoder each is sent as soon as its own
         audio is ready, so the short requests of a batch go out before its long ones are decoded."""
+        with self.idle_release.busy() if self.idle_release else contextlib.nullcontext():
+            return self._execute(requests)
+
+    def _execute(self, requests: list) -> list | None:
         replies = _Replies(requests, early=not self.engine.batch_decoder)
         items, slots = [], []
         for i, request in enumerate(requests):
@@ -164,4 +190,6 @@ class TritonPythonModel:
         return replies.returned()
 
     def finalize(self) -> None:
+        if self.idle_release:
+            self.idle_release.close()
         pb_utils.Logger.log_info("kokoro: finalized")
