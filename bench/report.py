@@ -714,6 +714,41 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def _machine_words(data: dict[str, Any]) -> str:
+    """"an AMD EPYC, 2 CPUs" from a results file's ``machine``; "an unrecorded machine" without one."""
+    m = data.get("machine")
+    return f"{m['cpu_model']}, {m['cpu_quota']} CPUs" if m else "an unrecorded machine"
+
+
+def idle_release_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/idle_release.py`` results: what handing memory back when idle costs the next request."""
+    latest = latest_results(results_dir, "idle-release-*.json")
+    if latest is None:
+        return "## Handing memory back when idle\n\nNo run yet: `.venv/bin/python -m bench.idle_release`.\n"
+    path, data = latest
+    rows = [
+        [f"{probe} ({data['probes'][probe]} phonemes)", mode, row["seconds"],
+         " / ".join(str(r["seconds"]) for r in data["runs"] if r["probe"] == probe and r["mode"] == mode),
+         int(row["minor_faults"]), row["system_s"], int(row["released_mib"])]
+        for probe, modes in data["summary"].items()
+        for mode, row in modes.items()
+    ]  # fmt: skip
+    return (
+        f"## Handing memory back when idle: the next request's cost ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.idle_release` (`bench/idle_release.py`): one process set up as the kokoro model"
+        f" sets itself up on CPU ({data['allocator']}), {data['weights']}, on {_machine_words(data)}."
+        f" Idle at {data['idle_mib']} MiB, after a burst of the 4 longest sentences at {data['burst_mib']} MiB."
+        " Before each timed sentence the longest"
+        f" ({data['refill_phonemes']} phonemes) runs again, then the freed pages are kept or handed back"
+        " (`release_freed_memory`, what `PATTERN_TTS_RELEASE_MEMORY_AFTER_IDLE_S` does), the order alternating by"
+        " round. Medians over the rounds; page faults and system (kernel) seconds are the timed sentence's"
+        f" own. Raw results: `{shown(path)}`." + (f" {data['note']}" if "note" in data else "") + "\n\n"
+        + _table(["sentence", "pages", "seconds", "seconds per round", "page faults", "system s",
+                  "MiB handed back"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
 def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/chunk_limit.py`` results: phonemes per chunk, speed and audio."""
     latest = latest_results(results_dir, "chunk-limit-*.json")
@@ -959,8 +994,8 @@ def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 def write_benchmarks_md(text: str) -> None:
     sections = [text, fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(),
-                scheduling_markdown(), allocator_markdown(), lead_split_markdown(), int8_convs_markdown(),
-                gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), lead_split_markdown(),
+                int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 
