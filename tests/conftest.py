@@ -91,6 +91,18 @@ def model_process(stack: Stack, model: str) -> int:
     raise AssertionError(f"no python stub for model {model!r} under pid {stack.process.pid}")
 
 
+def gateway_process(stack: Stack) -> int:
+    """The pid of ``stack``'s gateway (``python -m pattern_tts gateway``)."""
+    for pid in descendants(stack.process.pid):
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv[1:4] == [b"-m", b"pattern_tts", b"gateway"]:
+            return pid
+    raise AssertionError(f"no gateway under pid {stack.process.pid}")
+
+
 def stack_env(cache_dir: Path, **settings: object) -> dict[str, str]:
     """The environment for a pattern-tts process under test: offline, its own cache dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
