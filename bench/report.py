@@ -715,7 +715,7 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 
 def _machine_words(data: dict[str, Any]) -> str:
-    """"an AMD EPYC, 2 CPUs" from a results file's ``machine``; "an unrecorded machine" without one."""
+    """A results file's ``machine`` in words ("AMD EPYC, 2 CPUs"); "an unrecorded machine" without one."""
     m = data.get("machine")
     return f"{m['cpu_model']}, {m['cpu_quota']} CPUs" if m else "an unrecorded machine"
 

@@ -1,17 +1,17 @@
 """No leaks: the same requests, round after round, leave every process of the stack where it was.
 
 Each round sends a fixed mix through the gateway at once (every response format, streamed and not,
-server-sent events, a blend, British English, Japanese, bad requests), then waits for the kokoro
-model to hand its freed memory back once idle (``release_memory_after_idle_s``, its log event).
-Then it reads the resident memory of the kokoro and g2p python stubs and of the gateway.
+server-sent events, a blend, British English, Japanese, bad requests). After the warm-up rounds and
+again after the compared rounds, the test waits for the kokoro model to hand its freed memory back
+once idle (``release_memory_after_idle_s``, its log event), then reads the resident memory of the
+kokoro and g2p python stubs and of the gateway. The compared rounds must not add memory.
 
-After the first round, which warms caches up, later rounds must not add memory. The kokoro process
-is read right after its allocator handed freed pages back, and the g2p process holds still, so
-their limit is tight. The gateway (glibc malloc) grows by a few MiB over its first few hundred
-requests and then holds (142 MiB from the 25th to the 50th round of an ad hoc run), so its limit
-is looser. Checked by hand: a gateway that kept every chunk's samples grew 8.3 MiB over the
-compared rounds, against 0.9 MiB for the real one. A leak of a few hundred bytes per request would
-not show.
+The kokoro process is read right after its allocator handed freed pages back, and the g2p process
+holds still, so their limit is tight. The gateway (glibc malloc) grows by a few MiB over its first
+few hundred requests and then holds (142 MiB from the 25th to the 50th round of an ad hoc run), so
+its limit is looser. Checked by hand: a gateway that kept every chunk's samples grew 8.0 MiB over
+the compared rounds, against 1.5 MiB for the real one. A leak of a few hundred bytes per request
+would not show.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ import httpx
 from pattern_tts.settings import Settings
 from tests.conftest import Stack, gateway_process, model_process
 
-ROUNDS = 6  # the first warms up; the others are compared
-GROWTH_LIMIT_MIB = {"kokoro": 2.0, "g2p": 2.0, "gateway": 4.0}  # from the second round to the last
+WARM_UP_ROUNDS = 2  # caches fill, the gateway's allocator grows
+ROUNDS = 4  # compared: what they add after the warm-up
+GROWTH_LIMIT_MIB = {"kokoro": 2.0, "g2p": 2.0, "gateway": 4.0}
 SENTENCES = [
     "Hello there.",
     "It was the best of times.",
@@ -85,12 +86,16 @@ def wait_for_release(stack: Stack, since: dt.datetime, timeout_s: float) -> floa
 def test_memory_stays_level_over_rounds_of_the_same_requests(stack: Stack) -> None:
     after_s = Settings.model_fields["release_memory_after_idle_s"].default
     processes = {"g2p": model_process(stack, "g2p"), "gateway": gateway_process(stack)}
-    readings: list[dict[str, float]] = []
-    for _ in range(ROUNDS):
-        statuses = send_round(stack.gateway_url)
-        assert statuses == [200] * (len(BODIES) - 2) + [400, 400], statuses
-        done = dt.datetime.now(dt.UTC)
-        kokoro = wait_for_release(stack, done, after_s + 20)
-        readings.append({"kokoro": kokoro, **{name: rss_mib(pid) for name, pid in processes.items()}})
-    growth = {name: readings[-1][name] - readings[1][name] for name in readings[0]}
-    assert all(growth[name] <= limit for name, limit in GROWTH_LIMIT_MIB.items()), (growth, readings)
+
+    def rounds_then_read(count: int) -> dict[str, float]:
+        """``count`` rounds back to back, then each process's RSS once the kokoro model has released."""
+        for _ in range(count):
+            statuses = send_round(stack.gateway_url)
+            assert statuses == [200] * (len(BODIES) - 2) + [400, 400], statuses
+        kokoro = wait_for_release(stack, dt.datetime.now(dt.UTC), after_s + 20)
+        return {"kokoro": kokoro, **{name: rss_mib(pid) for name, pid in processes.items()}}
+
+    warm = rounds_then_read(WARM_UP_ROUNDS)
+    later = rounds_then_read(ROUNDS)
+    growth = {name: later[name] - warm[name] for name in warm}
+    assert all(growth[name] <= limit for name, limit in GROWTH_LIMIT_MIB.items()), (growth, warm, later)
