@@ -50,16 +50,11 @@ from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
 weights, voice, rounds, cache = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4])
 probes = json.loads(sys.argv[5])
 
-def rss_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-
 torch.set_num_threads(cpu_quota())
 engine = KokoroEngine(Path(weights), compile=None, precision="auto", compile_cache_dir=cache)
 engine.warmup()
 name = allocator.release_freed_memory()
-idle = rss_mib()
+idle = allocator.resident_mib()
 rows = json.load(open("bench/corpus/phonemes.json", encoding="utf-8"))
 phonemes = sorted((r["phonemes"] for r in rows), key=len)
 chosen = {k: next(p for p in phonemes if lo <= len(p) <= hi) for k, (lo, hi) in probes.items()}
@@ -69,16 +64,16 @@ def synthesize(texts):
     return sum(len(out.audio) for _, out in engine.synthesize_each(items)) / 24000
 
 synthesize(phonemes[-4:])
-out = {"allocator": name, "idle_mib": round(idle), "burst_mib": round(rss_mib()),
+out = {"allocator": name, "idle_mib": round(idle), "burst_mib": round(allocator.resident_mib()),
        "refill_phonemes": len(phonemes[-1]), "probes": {k: len(p) for k, p in chosen.items()}, "runs": []}
 for r in range(rounds):
     for mode in (("keep", "release") if r % 2 == 0 else ("release", "keep")):
         for probe, text in chosen.items():
             synthesize(phonemes[-1:])
-            before = rss_mib()
+            before = allocator.resident_mib()
             if mode == "release":
                 allocator.release_freed_memory()
-            released = before - rss_mib()
+            released = before - allocator.resident_mib()
             usage = resource.getrusage(resource.RUSAGE_SELF)
             start = time.perf_counter()
             audio = synthesize([text])
@@ -88,7 +83,7 @@ for r in range(rounds):
                 "round": r, "mode": mode, "probe": probe, "seconds": round(seconds, 3), "audio_s": round(audio, 2),
                 "minor_faults": after.ru_minflt - usage.ru_minflt,
                 "system_s": round(after.ru_stime - usage.ru_stime, 3),
-                "released_mib": round(released), "rss_after_mib": round(rss_mib()),
+                "released_mib": round(released), "rss_after_mib": round(allocator.resident_mib()),
             })
             print(json.dumps(out["runs"][-1]), file=sys.stderr, flush=True)
 print(json.dumps(out))

@@ -114,6 +114,14 @@ def release_freed_memory() -> str:
     return "glibc"
 
 
+def resident_mib(pid: int | str = "self") -> float:
+    """Resident memory (``VmRSS``) of process ``pid``, this one by default, in MiB; NaN if it has none."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
 class ReleaseWhenIdle:
     """Calls ``release`` once work has stopped for ``after_s`` seconds: once per idle spell.
 
@@ -178,4 +186,5 @@ __all__ = [
     "find_jemalloc",
     "in_use",
     "release_freed_memory",
+    "resident_mib",
 ]

@@ -25,17 +25,13 @@ from pattern_tts import allocator
 CHILD = """
 import json, torch
 from pattern_tts import allocator
-def rss_mib():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
 blocks = [torch.ones(1 << 20) for _ in range(100)]  # 100 x 4 MB
 del blocks
 blocks = [torch.ones(25 << 20) for _ in range(3)]  # 3 x 100 MB
 del blocks
-before = rss_mib()
+before = allocator.resident_mib()
 name = allocator.release_freed_memory()
-after = rss_mib()
+after = allocator.resident_mib()
 print(json.dumps({"in_use": allocator.in_use(), "settled": name, "before": before, "after": after}))
 """
 

@@ -21,11 +21,11 @@ import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import httpx
 
+from pattern_tts import allocator
 from pattern_tts.settings import Settings
 from tests.conftest import Stack, gateway_process, model_process
 
@@ -50,13 +50,6 @@ BODIES: list[dict[str, Any]] = [
     {"input": SENTENCES[2], "voice": "nobody", "response_format": "mp3"},  # 400: unknown voice
     {"input": "", "voice": "af_heart"},  # 400: empty input
 ]
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise AssertionError(f"no VmRSS in /proc/{pid}/status")
 
 
 def send_round(base_url: str) -> list[int]:
@@ -93,7 +86,7 @@ def test_memory_stays_level_over_rounds_of_the_same_requests(stack: Stack) -> No
             statuses = send_round(stack.gateway_url)
             assert statuses == [200] * (len(BODIES) - 2) + [400, 400], statuses
         kokoro = wait_for_release(stack, dt.datetime.now(dt.UTC), after_s + 20)
-        return {"kokoro": kokoro, **{name: rss_mib(pid) for name, pid in processes.items()}}
+        return {"kokoro": kokoro, **{name: allocator.resident_mib(pid) for name, pid in processes.items()}}
 
     warm = rounds_then_read(WARM_UP_ROUNDS)
     later = rounds_then_read(ROUNDS)

@@ -53,15 +53,6 @@ class _Replies:
         return None if self.senders is not None else self.responses
 
 
-def _rss_mib() -> float:
-    """This process's resident memory (``VmRSS``), in MiB."""
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
@@ -131,11 +122,11 @@ class TritonPythonModel:
 
     def _release_memory(self) -> None:
         """Called by ``self.idle_release`` once the model has been idle for its ``after_s``."""
-        before = _rss_mib()
+        before = allocator.resident_mib()
         allocator.release_freed_memory()
         pb_utils.Logger.log_info(
             f"kokoro: idle {self.idle_release.after_s:g} s: released freed memory, "
-            f"RSS {before:.0f} -> {_rss_mib():.0f} MiB"
+            f"RSS {before:.0f} -> {allocator.resident_mib():.0f} MiB"
         )
 
     def _request(self, request: "pb_utils.InferenceRequest") -> SynthesisRequest:
