@@ -7,6 +7,7 @@ clients. Nothing here is mocked.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import signal
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,28 +80,37 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def model_process(stack: Stack, model: str) -> int:
-    """The pid of the python-backend stub that runs ``model`` in ``stack``."""
+def process_under(stack: Stack, matches: Callable[[list[bytes]], bool], what: str) -> int:
+    """The pid of the process below ``stack``'s launcher whose argv ``matches``."""
     for pid in descendants(stack.process.pid):
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
-        if argv[0].endswith(b"triton_python_backend_stub") and argv[1].endswith(f"/{model}/1/model.py".encode()):
+        if matches(argv):
             return pid
-    raise AssertionError(f"no python stub for model {model!r} under pid {stack.process.pid}")
+    raise AssertionError(f"no {what} under pid {stack.process.pid}")
+
+
+def model_process(stack: Stack, model: str) -> int:
+    """The pid of the python-backend stub that runs ``model`` in ``stack``."""
+    script = f"/{model}/1/model.py".encode()
+    return process_under(
+        stack,
+        lambda argv: argv[0].endswith(b"triton_python_backend_stub") and argv[1].endswith(script),
+        f"python stub for model {model!r}",
+    )
 
 
 def gateway_process(stack: Stack) -> int:
     """The pid of ``stack``'s gateway (``python -m pattern_tts gateway``)."""
-    for pid in descendants(stack.process.pid):
-        try:
-            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if argv[1:4] == [b"-m", b"pattern_tts", b"gateway"]:
-            return pid
-    raise AssertionError(f"no gateway under pid {stack.process.pid}")
+    return process_under(stack, lambda argv: argv[1:4] == [b"-m", b"pattern_tts", b"gateway"], "gateway")
+
+
+def idle_releases(stack: Stack, since: dt.datetime) -> list[dict[str, Any]]:
+    """The kokoro model's idle-release log events (``release_memory_after_idle_s``) stamped after ``since``."""
+    events = [json.loads(line) for line in stack.log_text().splitlines() if "released freed memory" in line]
+    return [e for e in events if dt.datetime.fromisoformat(e["ts"]) > since]
 
 
 def stack_env(cache_dir: Path, **settings: object) -> dict[str, str]:

@@ -17,7 +17,6 @@ would not show.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import re
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ import httpx
 
 from pattern_tts import allocator
 from pattern_tts.settings import Settings
-from tests.conftest import Stack, gateway_process, model_process
+from tests.conftest import Stack, gateway_process, idle_releases, model_process
 
 WARM_UP_ROUNDS = 2  # caches fill, the gateway's allocator grows
 ROUNDS = 4  # compared: what they add after the warm-up
@@ -67,11 +66,9 @@ def wait_for_release(stack: Stack, since: dt.datetime, timeout_s: float) -> floa
     """The kokoro process's RSS right after its first idle release logged after ``since``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        for line in stack.log_text().splitlines():
-            if "released freed memory" in line:
-                event = json.loads(line)
-                if dt.datetime.fromisoformat(event["ts"]) > since:
-                    return float(re.findall(r"-> (\d+) MiB", event["msg"])[0])
+        events = idle_releases(stack, since)
+        if events:
+            return float(re.findall(r"-> (\d+) MiB", events[0]["msg"])[0])
         time.sleep(0.2)
     raise AssertionError(f"the kokoro model logged no idle release within {timeout_s} s")
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import re
 import time
 from collections.abc import Iterator
@@ -27,7 +26,7 @@ from pattern_tts import allocator
 from pattern_tts.cpu import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_ENV
 from pattern_tts.settings import STREAM_PRIORITY_LEVELS, Settings
 from pattern_tts.synthesis.engine import MAX_PHONEMES
-from tests.conftest import Stack, model_process, serve_stack
+from tests.conftest import Stack, idle_releases, model_process, serve_stack
 
 # Phonemes of very different lengths (Kokoro's symbols), as the g2p model would produce them.
 PHONEMES = [
@@ -299,15 +298,11 @@ def test_kokoro_model_hands_freed_memory_back_once_idle(stack: Stack) -> None:
     httpclient.InferenceServerClient(stack.triton_http_url).infer("kokoro", kokoro_inputs(longest, "af_heart"))
     done = dt.datetime.now(dt.UTC)
 
-    def releases() -> list[dict[str, Any]]:
-        events = [json.loads(line) for line in stack.log_text().splitlines() if "released freed memory" in line]
-        return [e for e in events if dt.datetime.fromisoformat(e["ts"]) > done]
-
     deadline = time.monotonic() + after_s + 20
-    while not releases() and time.monotonic() < deadline:
+    while not idle_releases(stack, done) and time.monotonic() < deadline:
         time.sleep(0.2)
     time.sleep(1)  # a second release, were there one, would come right after the first
-    events = releases()
+    events = idle_releases(stack, done)
     assert len(events) == 1, events
     waited = (dt.datetime.fromisoformat(events[0]["ts"]) - done).total_seconds()
     assert after_s - 0.5 <= waited <= after_s + 10, waited
