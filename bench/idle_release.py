@@ -92,17 +92,15 @@ print(json.dumps(out))
 
 def summarize(runs: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
     """Medians per probe and mode."""
-    out: dict[str, dict[str, dict[str, float]]] = {}
+    groups: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for run in runs:
-        out.setdefault(run["probe"], {}).setdefault(run["mode"], {})
-    for probe, modes in out.items():
-        for mode in modes:
-            mine = [r for r in runs if r["probe"] == probe and r["mode"] == mode]
-            modes[mode] = {
-                key: round(statistics.median(r[key] for r in mine), 3)
-                for key in ("seconds", "minor_faults", "system_s", "released_mib", "rss_after_mib")
-            }
-    return out
+        groups.setdefault(run["probe"], {}).setdefault(run["mode"], []).append(run)
+    keys = ("seconds", "minor_faults", "system_s", "released_mib", "rss_after_mib")
+    return {
+        probe: {mode: {key: round(statistics.median(r[key] for r in mine), 3) for key in keys}
+                for mode, mine in modes.items()}
+        for probe, modes in groups.items()
+    }  # fmt: skip
 
 
 def main() -> None:
