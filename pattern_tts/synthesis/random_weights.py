@@ -2,8 +2,10 @@
 
 The files are exactly what ``hexgrad/Kokoro-82M`` ships (``config.json``, ``kokoro-v1_0.pth`` as a
 dict of sub-module state dicts, ``voices/<name>.pt`` tensors of shape [510, 1, 256]) and are loaded
-by the same code that loads the real model. ``tiny`` shrinks ALBERT and the prosody LSTM stack;
-Kokoro's decoder hard-codes its 512/1024 channels, so those stay full size.
+by the same code that loads the real model. ``tiny`` shrinks ALBERT and the prosody LSTM stack, and
+gives the generator two resblocks of kernel 3 per stage instead of kernels 3, 7 and 11 (the 7 and 11
+take most of the generator's time; two keep the resblocks' sum in play). Kokoro's decoder hard-codes
+its 512/1024 channels, so those stay full size.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def kokoro_config(size: Literal["tiny", "full"] = "tiny") -> dict[str, Any]:
         config["plbert"].update(
             hidden_size=64, num_attention_heads=2, intermediate_size=128, num_hidden_layers=2
         )
-        config["istftnet"]["resblock_kernel_sizes"] = [3, 7]
+        config["istftnet"]["resblock_kernel_sizes"] = [3, 3]
         config["istftnet"]["resblock_dilation_sizes"] = [[1, 3, 5], [1, 3, 5]]
     return config
 
