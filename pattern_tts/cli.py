@@ -108,7 +108,7 @@ def _gateway(args: argparse.Namespace) -> int:
         port=settings.port,
         log_config=log_config(),
         access_log=False,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.shutdown_timeout_s,
     )
     return 0
 

@@ -47,6 +47,14 @@ class Settings(BaseSettings):
         "repository and compile caches.",
     )
 
+    shutdown_timeout_s: int = Field(
+        default=30,
+        ge=1,
+        description="How long a stopping gateway or Triton lets requests in flight finish (Triton's "
+        "`--exit-timeout-secs`, the gateway's graceful shutdown); `serve` stops the gateway, then Triton. "
+        "Keep Kubernetes' `terminationGracePeriodSeconds` above it.",
+    )
+
     # --- gateway -----------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the gateway listens on.")
     port: int = Field(default=8205, ge=1, le=65535, description="Port the gateway listens on.")

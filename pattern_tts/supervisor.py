@@ -26,6 +26,11 @@ class StartupError(RuntimeError):
     """The stack could not start; the message is the one line the user sees."""
 
 
+# Past `shutdown_timeout_s` (the time each child gives requests in flight), how long `serve` waits for a
+# child to exit before it kills it.
+STOP_MARGIN_S = 10
+
+
 class TritonProcess:
     """A tritonserver child whose output is logged as events (pattern_tts/triton_logs.py) and whose
     last errors are kept."""
@@ -100,7 +105,7 @@ class TritonProcess:
             raise StartupError(f"Triton's models were not ready after {timeout_s:.0f} s")
 
     def stop(self) -> None:
-        _terminate(self.process, timeout_s=20)
+        _terminate(self.process, timeout_s=self.settings.shutdown_timeout_s + STOP_MARGIN_S)
 
 
 def _terminate(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -164,6 +169,6 @@ def serve(settings: Settings, weights_dir: Path) -> int:
         return 0
     finally:
         if gateway is not None:
-            _terminate(gateway, timeout_s=10)
+            _terminate(gateway, timeout_s=settings.shutdown_timeout_s + STOP_MARGIN_S)
         triton.stop()
         log.info("stopped")

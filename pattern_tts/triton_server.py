@@ -165,7 +165,7 @@ def triton_command(settings: Settings, install: TritonInstall, repository: Path)
         "--allow-metrics=true",
         "--strict-readiness=true",
         "--exit-on-error=true",
-        "--exit-timeout-secs=10",
+        f"--exit-timeout-secs={settings.shutdown_timeout_s}",
         "--log-verbose=0",
         # Outputs are whole waveforms (megabytes): grow the python backend's shm in big steps.
         "--backend-config=python,shm-default-byte-size=16777216",

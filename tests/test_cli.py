@@ -3,14 +3,30 @@ two containers of a pod) with /ready following Triton's model state."""
 
 from __future__ import annotations
 
+import base64
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 
 from tests.conftest import assert_structured, free_port, stack_env, start_pattern_tts, stop_process, wait_for
+
+# About 100 words: two chunks, about 40 s of audio from the tiny model.
+LONG_TEXT = (
+    "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
+    "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
+    "it was the season of Darkness, it was the spring of hope, it was the winter of despair, we had "
+    "everything before us, we had nothing before us, we were all going direct to Heaven, we were all going "
+    "direct the other way. In short, the period was so far like the present period, that some of its "
+    "noisiest authorities insisted on its being received, for good or for evil, in the superlative degree "
+    "of comparison only."
+)
 
 
 def run_cli(args: list[str], env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -83,6 +99,27 @@ def test_gateway_and_triton_as_separate_processes(tiny_weights_dir: Path, tmp_pa
         assert speech.status_code == 200
         assert speech.headers["content-type"] == "audio/wav"
         assert speech.content[:4] == b"RIFF"
+
+        # A Kubernetes stop: SIGTERM to both containers at once, while a request of about 15 s on 2
+        # cores is in flight. Both let it finish (shutdown_timeout_s, 30 s) before they exit.
+        with ThreadPoolExecutor(1) as pool:
+            in_flight = pool.submit(
+                httpx.post,
+                f"{gateway_url}/v1/audio/speech/timestamps",
+                json={"input": LONG_TEXT, "voice": "af_heart", "response_format": "pcm"},
+                timeout=300,
+            )
+            time.sleep(2)  # G2P done, the chunks queued in Triton
+            assert not in_flight.done()
+            gateway.send_signal(signal.SIGTERM)
+            triton.send_signal(signal.SIGTERM)
+            response = in_flight.result()
+        assert response.status_code == 200, response.text
+        result = response.json()
+        spoken = " ".join(w["word"] for w in result["words"])
+        assert re.findall(r"[A-Za-z]+", spoken) == re.findall(r"[A-Za-z]+", LONG_TEXT)  # nothing dropped
+        samples = len(base64.b64decode(result["audio"])) // 2
+        assert abs(samples / 24000 - result["duration"]) < 0.05
     finally:
         stop_process(gateway)
         if triton is not None:

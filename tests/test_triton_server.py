@@ -49,6 +49,13 @@ def test_request_tracing_is_configured_only_when_a_trace_file_is_set(tmp_path: P
     assert "--trace-config=level=OFF" in traced
 
 
+def test_triton_lets_requests_in_flight_finish_for_the_shutdown_timeout(tmp_path: Path) -> None:
+    install = triton_server.TritonInstall(binary=Path("/opt/tritonserver/bin/tritonserver"), backend_dir=None)
+    assert "--exit-timeout-secs=30" in triton_server.triton_command(Settings(), install, tmp_path)
+    longer = triton_server.triton_command(Settings(shutdown_timeout_s=75), install, tmp_path)
+    assert [arg for arg in longer if arg.startswith("--exit-timeout-secs")] == ["--exit-timeout-secs=75"]
+
+
 def test_a_cpu_triton_does_not_look_for_gpu_metrics_or_pinned_memory(tmp_path: Path) -> None:
     install = triton_server.TritonInstall(binary=Path("/opt/tritonserver/bin/tritonserver"), backend_dir=None)
     cpu = triton_server.triton_command(Settings(device="cpu"), install, tmp_path)
