@@ -17,7 +17,7 @@ import httpx
 
 from tests.conftest import assert_structured, free_port, stack_env, start_pattern_tts, stop_process, wait_for
 
-# About 100 words: two chunks, about 40 s of audio from the tiny model.
+# About 100 words: about 20 s of synthesis for the tiny model on 2 cores.
 LONG_TEXT = (
     "It was the best of times, it was the worst of times, it was the age of wisdom, it was the age of "
     "foolishness, it was the epoch of belief, it was the epoch of incredulity, it was the season of Light, "
@@ -100,8 +100,8 @@ def test_gateway_and_triton_as_separate_processes(tiny_weights_dir: Path, tmp_pa
         assert speech.headers["content-type"] == "audio/wav"
         assert speech.content[:4] == b"RIFF"
 
-        # A Kubernetes stop: SIGTERM to both containers at once, while a request of about 15 s on 2
-        # cores is in flight. Both let it finish (shutdown_timeout_s, 30 s) before they exit.
+        # A Kubernetes stop: SIGTERM to both containers at once, while LONG_TEXT is in flight. Both let
+        # it finish (shutdown_timeout_s, 30 s) before they exit; with 5 s this failed (a 500).
         with ThreadPoolExecutor(1) as pool:
             in_flight = pool.submit(
                 httpx.post,
