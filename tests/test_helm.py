@@ -307,6 +307,20 @@ def test_probes(default) -> None:
     assert env_of(gw)["PATTERN_TTS_TRITON_GRPC_URL"] == "127.0.0.1:8001"
 
 
+def test_a_stopping_pod_serves_on_then_lets_requests_in_flight_finish(chart, default) -> None:
+    """Both containers sleep before their SIGTERM (the Service stops routing meanwhile), then each
+    lets its requests finish for shutdown_timeout_s; the grace period covers both. 0 turns the sleep off."""
+    objects, _ = default
+    deployment = one(objects, "Deployment")
+    sleep = 5
+    for container in containers(deployment).values():
+        assert container["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", str(sleep)]}}}
+    shutdown = Settings.model_fields["shutdown_timeout_s"].default
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > sleep + shutdown
+    objects, _ = render(chart, {"preStopSleepSeconds": 0})
+    assert not [c for c in containers(one(objects, "Deployment")).values() if "lifecycle" in c]
+
+
 def test_resources(default) -> None:
     objects, _ = default
     for c in containers(one(objects, "Deployment")).values():

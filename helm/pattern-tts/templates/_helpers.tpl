@@ -133,3 +133,14 @@ timeoutSeconds: {{ .probe.timeoutSeconds }}
 failureThreshold: {{ .probe.failureThreshold }}
 successThreshold: {{ .probe.successThreshold }}
 {{- end -}}
+
+{{/* Both containers: keep serving for preStopSleepSeconds once the pod is being deleted, while the
+Service stops routing to it; then SIGTERM, and each lets its requests in flight finish. Empty when 0. */}}
+{{- define "pattern-tts.lifecycle" -}}
+{{- if .Values.preStopSleepSeconds -}}
+lifecycle:
+  preStop:
+    exec:
+      command: ["sleep", {{ .Values.preStopSleepSeconds | quote }}]
+{{- end -}}
+{{- end -}}
