@@ -7,9 +7,11 @@ clients. Nothing here is mocked.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -111,6 +113,30 @@ def idle_releases(stack: Stack, since: dt.datetime) -> list[dict[str, Any]]:
     """The kokoro model's idle-release log events (``release_memory_after_idle_s``) stamped after ``since``."""
     events = [json.loads(line) for line in stack.log_text().splitlines() if "released freed memory" in line]
     return [e for e in events if dt.datetime.fromisoformat(e["ts"]) > since]
+
+
+def wait_for_idle_release(stack: Stack, since: dt.datetime, timeout_s: float) -> dict[str, Any]:
+    """The kokoro model's first idle-release event stamped after ``since``, waited for up to ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        events = idle_releases(stack, since)
+        if events:
+            return events[0]
+        time.sleep(0.2)
+    raise AssertionError(f"the kokoro model logged no idle release within {timeout_s} s")
+
+
+def assert_synthesised_in_full(result: dict[str, Any], text: str) -> None:
+    """A ``/v1/audio/speech/timestamps`` result for ``text`` as pcm: every word of ``text`` in its
+    timestamps, in order, monotone and inside the audio, and the audio as long as its duration."""
+    spoken = " ".join(w["word"] for w in result["words"])
+    assert re.findall(r"[A-Za-z]+", spoken) == re.findall(r"[A-Za-z]+", text)
+    previous_end = 0.0
+    for w in result["words"]:
+        assert previous_end <= w["start"] <= w["end"] <= result["duration"]
+        previous_end = w["end"]
+    samples = len(base64.b64decode(result["audio"])) // 2  # 16-bit pcm
+    assert abs(samples / 24000 - result["duration"]) < 0.05
 
 
 def stack_env(cache_dir: Path, **settings: object) -> dict[str, str]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -26,7 +25,7 @@ import httpx
 
 from pattern_tts import allocator
 from pattern_tts.settings import Settings
-from tests.conftest import Stack, gateway_process, idle_releases, model_process
+from tests.conftest import Stack, gateway_process, model_process, wait_for_idle_release
 
 WARM_UP_ROUNDS = 2  # caches fill, the gateway's allocator grows
 ROUNDS = 4  # compared: what they add after the warm-up
@@ -62,17 +61,6 @@ def send_round(base_url: str) -> list[int]:
         return list(pool.map(send, BODIES))
 
 
-def wait_for_release(stack: Stack, since: dt.datetime, timeout_s: float) -> float:
-    """The kokoro process's RSS right after its first idle release logged after ``since``."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        events = idle_releases(stack, since)
-        if events:
-            return float(re.findall(r"-> (\d+) MiB", events[0]["msg"])[0])
-        time.sleep(0.2)
-    raise AssertionError(f"the kokoro model logged no idle release within {timeout_s} s")
-
-
 def test_memory_stays_level_over_rounds_of_the_same_requests(stack: Stack) -> None:
     after_s = Settings.model_fields["release_memory_after_idle_s"].default
     processes = {"g2p": model_process(stack, "g2p"), "gateway": gateway_process(stack)}
@@ -82,7 +70,8 @@ def test_memory_stays_level_over_rounds_of_the_same_requests(stack: Stack) -> No
         for _ in range(count):
             statuses = send_round(stack.gateway_url)
             assert statuses == [200] * (len(BODIES) - 2) + [400, 400], statuses
-        kokoro = wait_for_release(stack, dt.datetime.now(dt.UTC), after_s + 20)
+        release = wait_for_idle_release(stack, dt.datetime.now(dt.UTC), after_s + 20)
+        kokoro = float(re.findall(r"-> (\d+) MiB", release["msg"])[0])  # RSS right after the release
         return {"kokoro": kokoro, **{name: allocator.resident_mib(pid) for name, pid in processes.items()}}
 
     warm = rounds_then_read(WARM_UP_ROUNDS)

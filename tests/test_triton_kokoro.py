@@ -26,7 +26,7 @@ from pattern_tts import allocator
 from pattern_tts.cpu import ONEDNN_CACHE_CAPACITY, ONEDNN_CACHE_ENV
 from pattern_tts.settings import STREAM_PRIORITY_LEVELS, Settings
 from pattern_tts.synthesis.engine import MAX_PHONEMES
-from tests.conftest import Stack, idle_releases, model_process, serve_stack
+from tests.conftest import Stack, idle_releases, model_process, serve_stack, wait_for_idle_release
 
 # Phonemes of very different lengths (Kokoro's symbols), as the g2p model would produce them.
 PHONEMES = [
@@ -298,9 +298,7 @@ def test_kokoro_model_hands_freed_memory_back_once_idle(stack: Stack) -> None:
     httpclient.InferenceServerClient(stack.triton_http_url).infer("kokoro", kokoro_inputs(longest, "af_heart"))
     done = dt.datetime.now(dt.UTC)
 
-    deadline = time.monotonic() + after_s + 20
-    while not idle_releases(stack, done) and time.monotonic() < deadline:
-        time.sleep(0.2)
+    wait_for_idle_release(stack, done, after_s + 20)
     time.sleep(1)  # a second release, were there one, would come right after the first
     events = idle_releases(stack, done)
     assert len(events) == 1, events
