@@ -454,7 +454,12 @@ class BatchedKokoro:
         uv = (f0 > sine.voiced_threshold).float()
         noise_amp = uv * sine.noise_std + (1 - uv) * sine.sine_amp / 3
         waves = torch.sin(up) * sine.sine_amp * uv + noise_amp * noise
-        har = source.l_tanh(source.l_linear(waves)).squeeze(-1)
+        # The harmonics' mix, item by item: one matrix product over the whole batch rounds differently
+        # from an item's own. The first frame of the source's STFT is real in exact arithmetic (its
+        # window is symmetric about a reflection point), so rounding alone picks +pi or -pi as the
+        # phase of its negative bins, and the generator turns that 2 pi step into audible differences.
+        mixed = torch.cat([source.l_linear(waves[b : b + 1]) for b in range(batch)])
+        har = source.l_tanh(mixed).squeeze(-1)
         return har * _lengths_mask(samples, length).squeeze(1)
 
     @staticmethod
