@@ -396,7 +396,7 @@ def test_long_text_is_chunked_within_context_and_nothing_is_dropped(http: httpx.
 
 def test_20000_characters_are_synthesised_in_full(http: httpx.Client) -> None:
     """A 20,000-character input, synthesised (not only phonemised): every word of the input is in
-    the timestamps, in order, inside the audio (about 100 s on 2 cores, at speed 4)."""
+    the timestamps, in order, inside the audio (about 85 s on 2 cores, at speed 4)."""
     from bench.corpus import paragraphs
 
     corpus = "\n".join(p for _, p in paragraphs())

@@ -5,7 +5,9 @@ dict of sub-module state dicts, ``voices/<name>.pt`` tensors of shape [510, 1, 2
 by the same code that loads the real model. ``tiny`` shrinks ALBERT and the prosody LSTM stack, and
 gives the generator two resblocks of kernel 3 per stage instead of kernels 3, 7 and 11 (the 7 and 11
 take most of the generator's time; two keep the resblocks' sum in play). Kokoro's decoder hard-codes
-its 512/1024 channels, so those stay full size.
+its 512/1024 channels, so those stay full size; its upsampling and iSTFT are config, so ``tiny`` runs
+the generator's two stages at a fifth of the real model's rate (an iSTFT hop of 25 samples instead of
+5, still 300 samples per decoder frame): 0.13 s per second of audio instead of 0.49-0.67 on 2 AVX2 cores.
 """
 
 from __future__ import annotations
@@ -36,8 +38,16 @@ def kokoro_config(size: Literal["tiny", "full"] = "tiny") -> dict[str, Any]:
         config["plbert"].update(
             hidden_size=64, num_attention_heads=2, intermediate_size=128, num_hidden_layers=2
         )
-        config["istftnet"]["resblock_kernel_sizes"] = [3, 3]
-        config["istftnet"]["resblock_dilation_sizes"] = [[1, 3, 5], [1, 3, 5]]
+        config["istftnet"].update(
+            resblock_kernel_sizes=[3, 3],
+            resblock_dilation_sizes=[[1, 3, 5], [1, 3, 5]],
+            # 300 samples per decoder frame, as in the real model, with a 25-sample hop instead of 5:
+            # the generator's stages run at 2x and 12x the decoder's frame rate instead of 10x and 60x.
+            upsample_rates=[2, 6],
+            upsample_kernel_sizes=[4, 12],
+            gen_istft_hop_size=25,
+            gen_istft_n_fft=100,
+        )
     return config
 
 
