@@ -26,7 +26,7 @@ CHART = ROOT / "helm" / "pattern-tts"
 RELEASE = "pattern-tts"
 NAMESPACE = "tts"
 # Oldest supported (Chart.yaml kubeVersion) and newest known to kubernetes-validate.
-KUBE_VERSIONS = ["1.27.0", kv.utils.latest_version()]
+KUBE_VERSIONS = ["1.29.0", kv.utils.latest_version()]
 # Custom resources kubernetes-validate has no schema for; checked by hand below.
 CRD_KINDS = {("monitoring.coreos.com/v1", "ServiceMonitor")}
 
@@ -121,8 +121,14 @@ def one(objects: list[dict], kind: str) -> dict:
     return found[0]
 
 
+def serving_containers(pod: dict) -> list[dict]:
+    """The pod's containers and its native sidecars (init containers with restartPolicy Always)."""
+    sidecars = [c for c in pod.get("initContainers", []) if c.get("restartPolicy") == "Always"]
+    return pod["containers"] + sidecars
+
+
 def containers(deployment: dict) -> dict[str, dict]:
-    return {c["name"]: c for c in deployment["spec"]["template"]["spec"]["containers"]}
+    return {c["name"]: c for c in serving_containers(deployment["spec"]["template"]["spec"])}
 
 
 def env_of(container: dict) -> dict[str, str]:
@@ -258,7 +264,7 @@ def test_pvc(default) -> None:
     assert "storageClassName" not in pvc["spec"]  # the cluster's default class
 
 
-def test_two_containers_from_one_image(default) -> None:
+def test_two_containers_from_one_image(chart, default) -> None:
     objects, _ = default
     dep = one(objects, "Deployment")
     pod = dep["spec"]["template"]["spec"]
@@ -267,7 +273,13 @@ def test_two_containers_from_one_image(default) -> None:
     assert cs["gateway"]["command"] == ["pattern-tts", "gateway"]
     assert cs["triton"]["command"] == ["pattern-tts", "triton"]
     assert cs["gateway"]["image"] == cs["triton"]["image"] == "pattern-tts:0.1.0"
-    assert "initContainers" not in pod
+    # Triton is a native sidecar: started (and its startup probe passed) before the gateway, stopped after it.
+    assert [c["name"] for c in pod["initContainers"]] == ["triton"]
+    assert cs["triton"]["restartPolicy"] == "Always" and "restartPolicy" not in cs["gateway"]
+    assert "startupProbe" in cs["triton"]
+    objects, _ = render(chart, {"triton": {"sidecar": False}})
+    pod = one(objects, "Deployment")["spec"]["template"]["spec"]
+    assert [c["name"] for c in pod["containers"]] == ["gateway", "triton"] and "initContainers" not in pod
     assert dep["spec"]["replicas"] == 1
     # Kubernetes service links would inject PATTERN_TTS_SERVICE_* variables into the settings' namespace.
     assert pod["enableServiceLinks"] is False
@@ -308,17 +320,23 @@ def test_probes(default) -> None:
 
 
 def test_a_stopping_pod_serves_on_then_lets_requests_in_flight_finish(chart, default) -> None:
-    """Both containers sleep before their SIGTERM (the Service stops routing meanwhile), then each
-    lets its requests finish for shutdown_timeout_s; the grace period covers both. 0 turns the sleep off."""
+    """The gateway sleeps before its SIGTERM (the Service stops routing meanwhile), then lets its requests
+    finish for shutdown_timeout_s; Triton, a sidecar, is stopped after the gateway has exited and lets
+    what is left finish; the grace period covers all three. Without the sidecar both containers sleep
+    and stop together. 0 turns the sleep off."""
+    sleep = 5
+    pre_stop = {"preStop": {"exec": {"command": ["sleep", str(sleep)]}}}
+    shutdown = Settings.model_fields["shutdown_timeout_s"].default
     objects, _ = default
     deployment = one(objects, "Deployment")
-    sleep = 5
-    for container in containers(deployment).values():
-        assert container["lifecycle"] == {"preStop": {"exec": {"command": ["sleep", str(sleep)]}}}
-    shutdown = Settings.model_fields["shutdown_timeout_s"].default
-    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > sleep + shutdown
-    objects, _ = render(chart, {"preStopSleepSeconds": 0})
-    assert not [c for c in containers(one(objects, "Deployment")).values() if "lifecycle" in c]
+    cs = containers(deployment)
+    assert cs["gateway"]["lifecycle"] == pre_stop and "lifecycle" not in cs["triton"]
+    assert deployment["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] > sleep + 2 * shutdown
+    objects, _ = render(chart, {"triton": {"sidecar": False}})
+    assert [c["lifecycle"] for c in containers(one(objects, "Deployment")).values()] == [pre_stop, pre_stop]
+    for sidecar in (True, False):
+        objects, _ = render(chart, {"preStopSleepSeconds": 0, "triton": {"sidecar": sidecar}})
+        assert not [c for c in containers(one(objects, "Deployment")).values() if "lifecycle" in c]
 
 
 def test_resources(default) -> None:
@@ -335,7 +353,7 @@ def test_security_context(default) -> None:
     assert psc["runAsNonRoot"] is True
     assert psc["runAsUser"] == psc["runAsGroup"] == psc["fsGroup"] == 1000
     assert psc["seccompProfile"] == {"type": "RuntimeDefault"}
-    for c in pod["containers"]:
+    for c in pod["containers"] + pod["initContainers"]:
         sc = c["securityContext"]
         assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000, c["name"]
         assert sc["readOnlyRootFilesystem"] is True, c["name"]
@@ -350,7 +368,7 @@ def test_volumes_and_mounts(default) -> None:
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
     volumes = {v["name"]: v for v in pod["volumes"]}
     assert volumes["models"]["persistentVolumeClaim"] == {"claimName": "pattern-tts-models"}
-    for c in pod["containers"]:
+    for c in serving_containers(pod):
         mounts = {m["mountPath"]: m for m in c["volumeMounts"]}
         assert mounts["/models"]["name"] == "models" and mounts["/models"]["readOnly"] is True, c["name"]
         tmp = volumes[mounts["/tmp"]["name"]]
@@ -472,7 +490,9 @@ def test_ingress(chart) -> None:
 def test_weights_init_container(chart) -> None:
     objects, _ = render(chart, FEATURES["weights-init"])
     pod = one(objects, "Deployment")["spec"]["template"]["spec"]
-    [init] = pod["initContainers"]
+    # the weights first: the Triton sidecar after it loads them
+    init, sidecar = pod["initContainers"]
+    assert sidecar["name"] == "triton" and "restartPolicy" not in init
     assert init["command"] == [
         "pattern-tts",
         "weights",
@@ -488,13 +508,13 @@ def test_weights_init_container(chart) -> None:
     assert "/tmp" in mounts
     assert init["securityContext"]["readOnlyRootFilesystem"] is True
     assert init["image"] == containers({"spec": {"template": {"spec": pod}}})["triton"]["image"]
-    for c in pod["containers"]:
+    for c in serving_containers(pod):
         assert {m["mountPath"]: m["readOnly"] for m in c["volumeMounts"] if m["name"] == "models"} == {
             "/models": True
         }
     # the init container may download; the serving containers never do
     assert "HF_HUB_OFFLINE" not in env_of(init)
-    assert all(env_of(c)["HF_HUB_OFFLINE"] == "1" for c in pod["containers"])
+    assert all(env_of(c)["HF_HUB_OFFLINE"] == "1" for c in serving_containers(pod))
 
 
 def test_existing_claim_and_no_persistence(chart) -> None:

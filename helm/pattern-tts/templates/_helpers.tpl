@@ -134,8 +134,9 @@ failureThreshold: {{ .probe.failureThreshold }}
 successThreshold: {{ .probe.successThreshold }}
 {{- end -}}
 
-{{/* Both containers: keep serving for preStopSleepSeconds once the pod is being deleted, while the
-Service stops routing to it; then SIGTERM, and each lets its requests in flight finish. Empty when 0. */}}
+{{/* Keep serving for preStopSleepSeconds once the pod is being deleted, while the Service stops routing
+to it; then SIGTERM, and the container lets its requests in flight finish. Empty when 0. The gateway's
+always; Triton's only when it is not a sidecar (a sidecar is stopped after the gateway has exited). */}}
 {{- define "pattern-tts.lifecycle" -}}
 {{- if .Values.preStopSleepSeconds -}}
 lifecycle:
@@ -143,4 +144,82 @@ lifecycle:
     exec:
       command: ["sleep", {{ .Values.preStopSleepSeconds | quote }}]
 {{- end -}}
+{{- end -}}
+
+{{/* The Triton container: a native sidecar (an init container with restartPolicy Always) when
+triton.sidecar is on, else an ordinary container next to the gateway. */}}
+{{- define "pattern-tts.tritonContainer" -}}
+- name: triton
+  {{- if .Values.triton.sidecar }}
+  restartPolicy: Always
+  {{- end }}
+  image: {{ include "pattern-tts.image" . | quote }}
+  imagePullPolicy: {{ .Values.image.pullPolicy }}
+  command:
+    {{- toYaml .Values.triton.command | nindent 4 }}
+  {{- with .Values.triton.args }}
+  args:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
+  ports:
+    - name: triton-http
+      containerPort: {{ .Values.triton.ports.http }}
+      protocol: TCP
+    - name: triton-grpc
+      containerPort: {{ .Values.triton.ports.grpc }}
+      protocol: TCP
+    - name: metrics
+      containerPort: {{ .Values.triton.ports.metrics }}
+      protocol: TCP
+  env:
+    {{- include "pattern-tts.servingEnv" . | nindent 4 }}
+    - name: PATTERN_TTS_TRITON_HOST
+      value: {{ .Values.triton.bindAddress | quote }}
+    - name: PATTERN_TTS_DEVICE
+      value: {{ .Values.triton.device | quote }}
+    - name: PATTERN_TTS_INSTANCE_COUNT
+      value: {{ .Values.triton.instanceCount | quote }}
+    - name: PATTERN_TTS_MAX_BATCH_SIZE
+      value: {{ .Values.triton.maxBatchSize | quote }}
+    - name: PATTERN_TTS_MAX_QUEUE_DELAY_US
+      value: {{ .Values.triton.maxQueueDelayUs | quote }}
+    - name: PATTERN_TTS_THREADS
+      value: {{ .Values.triton.threads | quote }}
+    - name: PATTERN_TTS_TRITON_STARTUP_TIMEOUT_S
+      value: {{ .Values.triton.startupTimeoutSeconds | quote }}
+    {{- with .Values.triton.extraEnv }}
+    {{- toYaml . | nindent 4 }}
+    {{- end }}
+  {{- if .Values.triton.startupProbe.enabled }}
+  startupProbe:
+    {{- include "pattern-tts.httpProbe" (dict "probe" .Values.triton.startupProbe "path" "/v2/health/ready" "port" "triton-http") | nindent 4 }}
+  {{- end }}
+  {{- if .Values.triton.livenessProbe.enabled }}
+  livenessProbe:
+    {{- include "pattern-tts.httpProbe" (dict "probe" .Values.triton.livenessProbe "path" "/v2/health/live" "port" "triton-http") | nindent 4 }}
+  {{- end }}
+  {{- if .Values.triton.readinessProbe.enabled }}
+  readinessProbe:
+    {{- include "pattern-tts.httpProbe" (dict "probe" .Values.triton.readinessProbe "path" "/v2/health/ready" "port" "triton-http") | nindent 4 }}
+  {{- end }}
+  {{- if not .Values.triton.sidecar }}
+  {{- with include "pattern-tts.lifecycle" . }}
+  {{- . | nindent 2 }}
+  {{- end }}
+  {{- end }}
+  securityContext:
+    {{- toYaml .Values.containerSecurityContext | nindent 4 }}
+  resources:
+    {{- toYaml .Values.triton.resources | nindent 4 }}
+  volumeMounts:
+    - name: models
+      mountPath: {{ .Values.persistence.mountPath }}
+      {{- with .Values.persistence.subPath }}
+      subPath: {{ . }}
+      {{- end }}
+      readOnly: true
+    - name: tmp-triton
+      mountPath: /tmp
+    - name: dshm
+      mountPath: /dev/shm
 {{- end -}}
