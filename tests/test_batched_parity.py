@@ -19,10 +19,12 @@ PARITY_SNR_DB = 40.0
 # (Kokoro's batch-1 then draws its noise from the CUDA generator, and so does the batched pass).
 DEVICE = torch.device(os.environ.get("PATTERN_TTS_TEST_DEVICE", "cpu"))
 # The parity check runs both sides in float64: it then measures the algorithm alone. In float32,
-# Kokoro's own output moves by more than 40 dB between two FFT/convolution plans on the same input
-# (the phase of near-silent STFT bins is ill-conditioned, and random weights amplify it), so a
-# float32 comparison would measure rounding, not correctness. The float32 path is compared with
-# batch-1 through Triton in test_triton_kokoro.py.
+# Kokoro's own output moves by more than 40 dB between two FFT/convolution plans on the same input.
+# One cause, measured between a batch and an item alone: the first frame of the harmonic source's
+# STFT is real in exact arithmetic, so rounding picks +pi or -pi as the phase of its negative bins,
+# and random weights amplify the step (see BatchedKokoro._source). A float32
+# comparison would measure rounding, not correctness. The float32 path is compared with batch-1 in
+# test_engine.py and through Triton in test_triton_kokoro.py.
 
 
 def snr_db(reference: torch.Tensor, other: torch.Tensor) -> float:
