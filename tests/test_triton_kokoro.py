@@ -40,8 +40,8 @@ PHONEMES = [
     "kˈɔl mˌi ˈɪʃmeɪl. sˌʌm jˈɪɹz əɡˈO, nˈɛvəɹ mˈIndhWlˈɔŋ pɹəsˈIsli.",
 ]
 VOICES = ["af_heart", "am_adam", "af_bella+af_sky", "bf_emma", "af_sky", "am_echo", "af_nova", "bm_george"]
-# Alone or in a batch, a request's audio is the same to float rounding: about 115 dB in float32, and
-# int16 pcm rounds on top (test_engine.py checks the batched decoder in-process).
+# Alone or in a batch, a request's audio from the tiny model is the same to float rounding: about 115 dB
+# in float32, and int16 pcm rounds on top (test_engine.py checks the batched decoder in-process).
 MATCH_SNR_DB = 60.0
 
 
