@@ -143,8 +143,8 @@ def stack_env(cache_dir: Path, **settings: object) -> dict[str, str]:
     """The environment for a pattern-tts process under test: offline, its own cache dir."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATTERN_TTS_")}
     env.update(HF_HUB_OFFLINE="1", PATTERN_TTS_CACHE_DIR=str(cache_dir), PYTHONUNBUFFERED="1")
-    # torch.compile's warm-up costs a minute or more per Triton start on 2 cores; the compiled path
-    # is tested in-process (test_fastpath.py) and by the container entrypoint test's defaults.
+    # Eager unless a test asks: torch.compile's warm-up adds about 10 s to a Triton start with the tiny
+    # model. The shared stack runs compiled, as the product does by default on CPU.
     env["PATTERN_TTS_COMPILE"] = "false"
     env.update({f"PATTERN_TTS_{k.upper()}": str(v) for k, v in settings.items()})
     return env
@@ -261,6 +261,7 @@ def stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> I
     with serve_stack(
         tiny_weights_dir,
         tmp_path_factory.mktemp("stack"),
+        compile="true",
         max_queue_delay_us=20000,
         max_input_chars=30000,
         lead_split_max_in_flight=1000,
