@@ -507,7 +507,7 @@ def test_weights_init_container(chart) -> None:
     assert mounts["/models"]["name"] == "models" and mounts["/models"]["readOnly"] is False
     assert "/tmp" in mounts
     assert init["securityContext"]["readOnlyRootFilesystem"] is True
-    assert init["image"] == containers({"spec": {"template": {"spec": pod}}})["triton"]["image"]
+    assert init["image"] == sidecar["image"]
     for c in serving_containers(pod):
         assert {m["mountPath"]: m["readOnly"] for m in c["volumeMounts"] if m["name"] == "models"} == {
             "/models": True
