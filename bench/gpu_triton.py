@@ -28,7 +28,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import string
 import subprocess
@@ -40,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu import workload
+from bench.procs import free_ports
 from bench.triton_metrics import EXECUTIONS, REQUESTS, kokoro_counters
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -55,12 +55,6 @@ def parse_configs(text: str) -> list[tuple[int, int]]:
         instances, _, max_batch = item.strip().partition("x")
         configs.append((int(instances), int(max_batch or 16)))
     return configs
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def render_kokoro(dest: Path, weights: Path, mode: str, setup: tuple[int, int], args: argparse.Namespace) -> Path:
@@ -166,10 +160,10 @@ def load(url: str, metrics_url: str, items: list[str], voice: str, concurrency: 
 def run_mode(args: argparse.Namespace, work: Path, weights: Path, voice: str, mode: str,
              setup: tuple[int, int], round_: int) -> dict:  # fmt: skip
     repository = render_kokoro(work, weights, mode, setup, args)
-    http, metrics = free_port(), free_port()
+    http, grpc, metrics = free_ports(3)
     log_path = work / f"triton-{setup[0]}x{setup[1]}-{mode}-round{round_}.log"
     command = [args.tritonserver, f"--model-repository={repository}", f"--backend-directory={args.backend_dir}",
-               "--http-address=127.0.0.1", f"--http-port={http}", f"--grpc-port={free_port()}",
+               "--http-address=127.0.0.1", f"--http-port={http}", f"--grpc-port={grpc}",
                f"--metrics-port={metrics}", "--strict-readiness=true", "--exit-on-error=true",
                "--backend-config=python,shm-default-byte-size=16777216",
                "--backend-config=python,shm-growth-byte-size=16777216",

@@ -59,14 +59,28 @@ def bench_lock(what: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def free_port() -> int:
-    """A loopback TCP port that is free now and not one of the reserved ones."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct loopback TCP ports that are free now and not reserved ones (all bound at once:
+    ports picked one at a time can repeat)."""
+    held: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < n:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.append(sock)
             sock.bind(("127.0.0.1", 0))
             port = int(sock.getsockname()[1])
-        if port not in RESERVED_PORTS:
-            return port
+            if port not in RESERVED_PORTS:
+                ports.append(port)
+        return ports
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def free_port() -> int:
+    """A loopback TCP port that is free now and not one of the reserved ones."""
+    return free_ports(1)[0]
 
 
 def start(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

@@ -29,7 +29,7 @@ class StackPorts:
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(*(procs.free_port() for _ in range(4)))
+        return cls(*procs.free_ports(4))
 
     @property
     def url(self) -> str:

@@ -34,11 +34,17 @@ from pattern_tts.synthesis.random_weights import write_random_kokoro  # noqa: E4
 STARTUP_TIMEOUT_S = 600
 
 
-def free_port() -> int:
-    """A TCP port that is free on the loopback interface right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct TCP ports that are free on the loopback interface right now (all bound at once:
+    ports picked one at a time can repeat, and Triton then refuses HTTP and gRPC on the same port)."""
+    sockets = [socket.socket(socket.AF_INET, socket.SOCK_STREAM) for _ in range(n)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [int(sock.getsockname()[1]) for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
 
 
 @pytest.fixture(scope="session")
@@ -203,7 +209,7 @@ def float64_default_dtype() -> Iterator[None]:
 @contextmanager
 def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[Stack]:
     """``pattern-tts serve`` on ``weights_dir``, ready; stopped (and its log checked) on exit."""
-    gateway, http, grpc, metrics = (free_port() for _ in range(4))
+    gateway, http, grpc, metrics = free_ports(4)
     log_path, cache_dir = work / "serve.log", work / "cache"
     settings.setdefault("triton_trace_file", work / "triton-trace.json")
     process = start_pattern_tts(

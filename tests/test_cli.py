@@ -16,7 +16,7 @@ import httpx
 from tests.conftest import (
     assert_structured,
     assert_synthesised_in_full,
-    free_port,
+    free_ports,
     stack_env,
     start_pattern_tts,
     stop_process,
@@ -67,20 +67,21 @@ def test_serve_exits_with_the_reason_when_the_model_cannot_load(
     broken = tmp_path / "weights"
     shutil.copytree(tiny_weights_dir, broken)
     (broken / "kokoro-v1_0.pth").write_bytes(b"not a torch file" * 4096)
+    gateway, http, grpc, metrics = free_ports(4)
     args = [
         "serve",
         f"--weights={broken}",
-        f"--port={free_port()}",
-        f"--triton-http-port={free_port()}",
-        f"--triton-grpc-port={free_port()}",
-        f"--triton-metrics-port={free_port()}",
+        f"--port={gateway}",
+        f"--triton-http-port={http}",
+        f"--triton-grpc-port={grpc}",
+        f"--triton-metrics-port={metrics}",
     ]
     result = run_cli(args, stack_env(tmp_path / "cache"))
     assert_one_line_failure(result, "failed to load 'kokoro'")
 
 
 def test_gateway_and_triton_as_separate_processes(tiny_weights_dir: Path, tmp_path: Path) -> None:
-    gateway_port, http, grpc, metrics = (free_port() for _ in range(4))
+    gateway_port, http, grpc, metrics = free_ports(4)
     env = stack_env(
         tmp_path / "cache",
         shutdown_timeout_s=STOP_TEST_SHUTDOWN_TIMEOUT_S,

@@ -27,7 +27,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -35,6 +34,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from tests.conftest import free_ports
 
 try:  # tests/ on sys.path (pytest's default import mode)
     from test_docker import DOCKERFILES, env_of, parse
@@ -104,17 +105,6 @@ mount -o remount,ro "$R"
 exec chroot "$R" /usr/bin/setpriv --reuid=1000 --regid=1000 --clear-groups --no-new-privs \
     --inh-caps=-all --bounding-set=-all /usr/bin/env -i -C /tmp "$@"
 """
-
-
-def _free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    try:
-        for s in socks:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def image_command_and_env() -> tuple[list[str], dict[str, str]]:
@@ -219,7 +209,7 @@ def test_entrypoint_serves_speech_as_uid_1000_with_read_only_root(weights, tmp_p
     command, env = image_command_and_env()
     assert command == ["pattern-tts", "serve"]
     assert env["PATTERN_TTS_WEIGHTS_DIR"] == "/models" and env["HOME"] == "/tmp"
-    port, http, grpc, metrics = _free_ports(4)
+    port, http, grpc, metrics = free_ports(4)
     env |= {
         "PATTERN_TTS_PORT": str(port),
         "PATTERN_TTS_TRITON_HTTP_PORT": str(http),
