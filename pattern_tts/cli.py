@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pattern_tts.logs import configure_logging, log_config
-from pattern_tts.settings import Settings
+from pattern_tts.settings import Settings, SettingsError, load_settings
 from pattern_tts.weights import WeightsError, add_weights_parser, default_weights_dest, prepare_weights
 
 log = logging.getLogger("pattern_tts")
@@ -72,7 +72,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     overrides: dict[str, Any] = {
         k: v for k, v in vars(args).items() if k in fields and v is not None
     }
-    return Settings(**overrides)
+    return load_settings(**overrides)
 
 
 def _weights_dir(settings: Settings) -> Path:
@@ -85,6 +85,8 @@ def _serve(args: argparse.Namespace) -> int:
     from pattern_tts.supervisor import serve
 
     settings = _settings(args)
+    if settings.port in (settings.triton_http_port, settings.triton_grpc_port, settings.triton_metrics_port):
+        raise SettingsError(f"port (PATTERN_TTS_PORT): the gateway's port {settings.port} is also one of Triton's")
     return serve(settings, _weights_dir(settings))
 
 
@@ -120,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args))
     except WeightsError as exc:
         print(f"pattern-tts: no usable Kokoro weights: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(f"pattern-tts: invalid settings: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # the one line a user sees instead of a traceback
         from pattern_tts.allocator import AllocatorNotFound

@@ -8,9 +8,9 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -178,6 +178,15 @@ class Settings(BaseSettings):
         "start-up tables and its Python models' warnings come as events of the `triton` logger.",
     )
 
+    @model_validator(mode="after")
+    def _triton_ports_differ(self) -> Settings:
+        ports = [self.triton_http_port, self.triton_grpc_port, self.triton_metrics_port]
+        if len(set(ports)) < len(ports):
+            raise ValueError(
+                "triton_http_port, triton_grpc_port and triton_metrics_port (PATTERN_TTS_TRITON_*_PORT) "
+                f"must differ: Triton listens on each (got {', '.join(map(str, ports))})"
+            )
+        return self
 
     def to_env(self) -> dict[str, str]:
         """``PATTERN_TTS_*`` variables that reproduce these settings in a child process."""
@@ -186,6 +195,27 @@ class Settings(BaseSettings):
             for name, value in self.model_dump().items()
             if value is not None
         }
+
+
+class SettingsError(ValueError):
+    """Settings that do not validate; the message is one line that names each bad setting."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment with ``overrides`` on top; :class:`SettingsError` if invalid."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError("; ".join(_describe(error) for error in exc.errors())) from None
+
+
+def _describe(error: Any) -> str:
+    """One validation error as ``port (PATTERN_TTS_PORT): <what is wrong>, got 'abc'``."""
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if not error["loc"]:  # a rule over several settings: its message names them
+        return message
+    name = str(error["loc"][0])
+    return f"{name} (PATTERN_TTS_{name.upper()}): {message}, got {error['input']!r}"
 
 
 @lru_cache

@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.conftest import (
     assert_structured,
@@ -59,6 +60,33 @@ def test_serve_without_usable_weights_says_why(tmp_path: Path) -> None:
     result = run_cli(["serve", f"--weights={tmp_path / 'missing'}"], stack_env(tmp_path / "cache"))
     assert_one_line_failure(result, "no usable Kokoro weights")
     assert result.returncode == 2
+
+
+@pytest.mark.parametrize(
+    ("args", "environment", "expected"),
+    [
+        ([], {"PATTERN_TTS_PORT": "abc"}, "port (PATTERN_TTS_PORT): Input should be a valid integer"),
+        (["--port=70000"], {}, "port (PATTERN_TTS_PORT): Input should be less than or equal to 65535, got 70000"),
+        (
+            ["--triton-http-port=9000", "--triton-grpc-port=9000"],
+            {},
+            "triton_http_port, triton_grpc_port and triton_metrics_port (PATTERN_TTS_TRITON_*_PORT) must differ",
+        ),
+        (
+            ["--port=9002", "--triton-metrics-port=9002"],
+            {},
+            "port (PATTERN_TTS_PORT): the gateway's port 9002 is also one of Triton's",
+        ),
+    ],
+)
+def test_invalid_settings_end_in_one_line_that_names_the_setting(
+    args: list[str], environment: dict[str, str], expected: str, tmp_path: Path
+) -> None:
+    env = {**stack_env(tmp_path / "cache"), **environment}
+    result = run_cli(["serve", f"--weights={tmp_path / 'missing'}", *args], env, timeout=60)
+    assert_one_line_failure(result, f"invalid settings: {expected}")
+    assert result.returncode == 2
+    assert not (tmp_path / "cache").exists()  # refused before anything started
 
 
 def test_serve_exits_with_the_reason_when_the_model_cannot_load(

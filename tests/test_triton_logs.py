@@ -110,3 +110,38 @@ def test_output_that_ends_inside_a_table_still_gives_its_event() -> None:
     text = "I1126 16:20:21.619819 26425 server.cc:674] \n| Model | Status |\n| kokoro | READY |\n"
     (event,) = parse(text)
     assert event.fields["table"] == [{"Model": "kokoro", "Status": "READY"}]
+
+
+# A command line tritonserver refuses: its usage text (about 400 lines, trimmed here), then the reason.
+USAGE = """\
+Usage: tritonserver [options]
+  --help
+\tPrint usage
+
+Server:
+  --id <string>
+\tIdentifier for this server.
+DEPRECATED:
+  --strict-model-config <boolean>
+\tDEPRECATED: If true model configuration files must be provided and all
+
+"""
+
+
+def test_a_refused_command_line_is_one_usage_event_and_the_reason_as_an_error() -> None:
+    reason = "The server cannot listen to HTTP requests and GRPC requests at the same address and port 0.0.0.0:8300"
+    events = parse(USAGE + reason + "\n")
+    assert [(logging.getLevelName(e.level), e.msg) for e in events] == [
+        ("DEBUG", "tritonserver printed its usage text"),
+        ("ERROR", reason),
+    ]
+    assert events[0].fields == {"lines": len(USAGE.splitlines())}
+
+
+def test_an_unrecognized_option_is_an_error_and_the_usage_after_it_one_event() -> None:
+    complaint = "/opt/tritonserver/bin/tritonserver: unrecognized option '--bogus=1'"
+    events = parse(complaint + "\n" + USAGE)
+    assert [(logging.getLevelName(e.level), e.msg) for e in events] == [
+        ("ERROR", complaint),
+        ("DEBUG", "tritonserver printed its usage text"),
+    ]
