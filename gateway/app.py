@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -23,6 +25,11 @@ DESCRIPTION = """OpenAI-compatible text-to-speech: Kokoro-82M on NVIDIA Triton I
 `gpt-4o-mini-tts` (all the same model); `instructions` is accepted and ignored. Extensions: `lang`,
 `input_type: "phonemes"`, `seed`. The `Authorization` header is ignored.
 """
+
+# How long the app's shutdown waits for the requests uvicorn cancelled (its graceful shutdown timed out)
+# to end: they log their line and cancel their Triton calls. uvicorn exits as soon as the app has shut
+# down, and a request still running then would end unlogged.
+CANCELLED_REQUESTS_END_S = 5.0
 
 
 def triton_url(settings: Settings) -> str:
@@ -50,6 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the gateway app; the Triton client opens on startup and closes on shutdown."""
     settings = settings or get_settings()
     _configure_logging(settings)
+    requests_in_flight: set[asyncio.Task[Any]] = set()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -65,6 +73,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             yield
         finally:
+            if requests_in_flight:
+                await asyncio.wait(set(requests_in_flight), timeout=CANCELLED_REQUESTS_END_S)
             await triton.close()
 
     app = FastAPI(
@@ -76,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     errors.install(app)
     metrics = GatewayMetrics()
-    app.add_middleware(RequestLogMiddleware, metrics=metrics)
+    app.add_middleware(RequestLogMiddleware, metrics=metrics, in_flight=requests_in_flight)
     app.include_router(router)
     app.add_api_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)
     return app

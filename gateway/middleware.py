@@ -1,7 +1,9 @@
-"""One structured log line per request; unexpected exceptions become one line and an OpenAI 500."""
+"""One structured log line per request; unexpected exceptions become one line and an OpenAI 500, a
+request cut by the end of a graceful shutdown an OpenAI 503."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -10,7 +12,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gateway.errors import APIError
+from gateway.errors import APIError, ServiceUnavailable
 from gateway.metrics import GatewayMetrics
 
 log = logging.getLogger("gateway.access")
@@ -32,14 +34,24 @@ async def request_info(request: Request) -> dict[str, Any]:
 class RequestLogMiddleware:
     """Pure ASGI middleware (streaming-safe): logs when the response body is complete."""
 
-    def __init__(self, app: ASGIApp, metrics: GatewayMetrics | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        metrics: GatewayMetrics | None = None,
+        in_flight: set[asyncio.Task[Any]] | None = None,
+    ) -> None:
         self.app = app
         self.metrics = metrics
+        self.in_flight = in_flight  # the tasks of the requests being served, for the app's shutdown
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        task = asyncio.current_task()
+        if self.in_flight is not None and task is not None:
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
         start = time.perf_counter()
         info: dict[str, Any] = scope.setdefault("state", {}).setdefault("log_info", {})
         status = 0
@@ -80,19 +92,17 @@ class RequestLogMiddleware:
                     if isinstance(exc, APIError)
                     else APIError("The server had an error while processing your request.", 500)
                 )
-                body = json.dumps(err.body()).encode()
-                await send(
-                    {
-                        "type": "http.response.start",
-                        "status": err.status_code,
-                        "headers": [
-                            (b"content-type", b"application/json"),
-                            (b"content-length", str(len(body)).encode()),
-                        ],
-                    }
-                )
-                await send({"type": "http.response.body", "body": body, "more_body": False})
+                await _send_error(send, err)
                 status, started, complete = err.status_code, True, True
+        except asyncio.CancelledError:
+            # uvicorn cancels the requests still running when its graceful shutdown times out
+            # (shutdown_timeout_s). A response already started ends without its last chunk, so the
+            # client sees it incomplete; one not yet started gets a 503 it can retry elsewhere.
+            info["error"] = "cut by the end of the server's graceful shutdown"
+            if not started:
+                await _send_error(send, SHUT_DOWN)
+                status, started, complete = SHUT_DOWN.status_code, True, True
+            raise
         finally:
             path = scope.get("path", "")
             elapsed = time.perf_counter() - start
@@ -109,6 +119,20 @@ class RequestLogMiddleware:
             fields.update(info)
             level = logging.DEBUG if path in _QUIET and status == 200 else logging.INFO
             log.log(level, " ".join(f"{k}={_fmt(v)}" for k, v in fields.items()))
+
+
+SHUT_DOWN = ServiceUnavailable(
+    "The server shut down before this request was finished (its shutdown timeout ran out); retry it.",
+    code="shutting_down",
+)
+
+
+async def _send_error(send: Send, err: APIError) -> None:
+    """``err`` as a whole OpenAI-shaped JSON response."""
+    body = json.dumps(err.body()).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _fmt(value: Any) -> str:

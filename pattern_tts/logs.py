@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import sys
@@ -21,7 +22,7 @@ class JsonFormatter(logging.Formatter):
             + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
-            "msg": record.getMessage(),
+            "msg": record.getMessage().strip(),
         }
         for key, value in record.__dict__.items():
             if key not in _RESERVED and not key.startswith("_"):
@@ -30,6 +31,16 @@ class JsonFormatter(logging.Formatter):
             exc = record.exc_info[1]
             entry["error"] = f"{type(exc).__name__}: {exc}"
         return json.dumps(entry, default=str, ensure_ascii=False)
+
+
+class DropShutdownCancellations(logging.Filter):
+    """Drop uvicorn's ``Exception in ASGI application`` for a request it cancelled itself at the end of
+    its graceful shutdown: it has just logged ``Cancel N running task(s), timeout graceful shutdown
+    exceeded`` for those, and the gateway logs each request (``incomplete=True``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        cancelled = record.exc_info is not None and isinstance(record.exc_info[1], asyncio.CancelledError)
+        return not (cancelled and record.getMessage().startswith("Exception in ASGI application"))
 
 
 def configure_logging(level: str = "info") -> None:
@@ -54,13 +65,14 @@ def log_config() -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": "pattern_tts.logs.JsonFormatter"}},
+        "filters": {"shutdown_cancellations": {"()": "pattern_tts.logs.DropShutdownCancellations"}},
         "handlers": {
             "stderr": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
         },
         "root": {"handlers": ["stderr"], "level": "INFO"},
         "loggers": {
             "uvicorn": {"handlers": [], "propagate": True},
-            "uvicorn.error": {"handlers": [], "propagate": True},
+            "uvicorn.error": {"handlers": [], "propagate": True, "filters": ["shutdown_cancellations"]},
             "uvicorn.access": {"handlers": [], "propagate": False, "level": "WARNING"},
         },
     }

@@ -3,6 +3,8 @@ two containers of a pod) with /ready following Triton's model state."""
 
 from __future__ import annotations
 
+import json
+import re
 import shutil
 import signal
 import subprocess
@@ -175,3 +177,79 @@ def test_gateway_and_triton_as_separate_processes(tiny_weights_dir: Path, tmp_pa
         events[log] = assert_structured(text)
     loaded = [e for e in events["triton.log"] if e["logger"] == "triton" and e["msg"] == "successfully loaded 'kokoro'"]
     assert loaded and loaded[0]["src"].startswith("model_lifecycle.cc")
+
+
+def test_requests_cut_by_the_shutdown_timeout_fail_visibly_and_log_one_error(
+    tiny_weights_dir: Path, tmp_path: Path
+) -> None:
+    """Past shutdown_timeout_s the gateway cannot finish: a stream already playing must end without
+    its last chunk (the client sees it incomplete, never a clean short file), a response not yet
+    started is an OpenAI 503, and the log says so in one error event, without a traceback."""
+    gateway, http, grpc, metrics = free_ports(4)
+    log_path = tmp_path / "serve.log"
+    serve = start_pattern_tts(
+        [
+            "serve",
+            f"--weights={tiny_weights_dir}",
+            f"--port={gateway}",
+            f"--triton-http-port={http}",
+            f"--triton-grpc-port={grpc}",
+            f"--triton-metrics-port={metrics}",
+        ],
+        stack_env(tmp_path / "cache", shutdown_timeout_s=2),
+        log_path,
+    )
+    url = f"http://127.0.0.1:{gateway}"
+    body = {"input": " ".join([LONG_TEXT] * 4), "voice": "af_heart", "response_format": "pcm"}
+    streamed: list[int] = []
+
+    def stream() -> str:
+        with httpx.stream("POST", f"{url}/v1/audio/speech", json=body, timeout=300) as response:
+            assert response.status_code == 200
+            try:
+                for data in response.iter_bytes():
+                    streamed.append(len(data))
+            except httpx.RemoteProtocolError as exc:
+                return str(exc)
+        return "a clean end"
+
+    try:
+        wait_for(f"{url}/ready", serve, log_path, 600)
+        with ThreadPoolExecutor(3) as pool:
+            # The stream after another request: its first audio then waits for that one's chunks, and
+            # at the cut it waits for its next chunk. uvicorn exits right after its app has shut down;
+            # before the app waited for such a request, it ended unlogged. A third request, after the
+            # stream, is still waiting for its chunks when the stream's first audio comes.
+            timestamps = f"{url}/v1/audio/speech/timestamps"
+            ahead = pool.submit(httpx.post, timestamps, json=body, timeout=300)
+            time.sleep(0.5)
+            cut_stream = pool.submit(stream)
+            time.sleep(0.5)
+            whole = pool.submit(httpx.post, timestamps, json=body, timeout=300)
+            deadline = time.monotonic() + 120
+            while not streamed and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert streamed, "no audio within 120 s"
+            serve.send_signal(signal.SIGTERM)
+            assert "incomplete chunked read" in cut_stream.result()
+            refused = whole.result()
+            assert ahead.result().status_code in (200, 503)
+    finally:
+        stop_process(serve)
+    assert serve.returncode == 0
+    assert refused.status_code == 503
+    assert refused.json()["error"]["code"] == "shutting_down"
+    assert refused.json()["error"]["type"] == "service_unavailable"
+
+    log = log_path.read_text(errors="replace")
+    assert "Traceback" not in log and "Exception in ASGI application" not in log
+    events = [json.loads(line) for line in log.splitlines()]
+    errors = [e["msg"] for e in events if e["level"] == "error"]
+    assert re.fullmatch(r"Cancel [23] running task\(s\), timeout graceful shutdown exceeded", errors[0]), errors
+    # Triton then gets its own shutdown_timeout_s for the batch it was running; past that it says so.
+    assert all(e.startswith("failed to stop server: Internal - Exit timeout expired") for e in errors[1:]), errors
+    requests = [e["msg"] for e in events if e["logger"] == "gateway.access" and "path=/v1/audio/speech" in e["msg"]]
+    assert len(requests) == 3, requests  # each request logged, the ones cut too
+    (stream_line,) = [line for line in requests if "path=/v1/audio/speech " in line]
+    assert "status=200" in stream_line and "incomplete=True" in stream_line
+    assert any("status=503" in line for line in requests)
