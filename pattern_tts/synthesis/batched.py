@@ -23,11 +23,17 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from kokoro import KModel
-from kokoro.istftnet import AdaIN1d, AdainResBlk1d, AdaINResBlock1, Decoder, Generator
 from torch import Tensor, nn
 
 from pattern_tts.synthesis.fused import Fused
+from pattern_tts.synthesis.kokoro_model import (
+    AdaIN1d,
+    AdainResBlk1d,
+    AdaINResBlock1,
+    Decoder,
+    Generator,
+    KModel,
+)
 
 SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples = 25 ms at 24 kHz
 # With the per-item decoder (CPU), items share a text-side batch only while padding adds at most

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from kokoro import KModel
 from torch import nn
 from torch.nn.modules.module import register_module_parameter_registration_hook
 
@@ -29,6 +28,7 @@ from pattern_tts.synthesis.batched import (
     store_decoder_convs_in,
 )
 from pattern_tts.synthesis.fastpath import Precision, autocast_dtype, configure_compile_cache
+from pattern_tts.synthesis.kokoro_model import KModel
 from pattern_tts.voice_spec import VoiceSpecError, parse_voice_spec
 from pattern_tts.weights.architecture import CONFIG_NAME, HUB_REPO_ID, MODEL_NAME, VOICES_DIR
 

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from kokoro import KModel
 
 from pattern_tts.synthesis.engine import new_kmodel
+from pattern_tts.synthesis.kokoro_model import KModel
 from pattern_tts.weights.architecture import MODEL_NAME, SUBMODULES, kokoro_v1_config, kokoro_vocab
 
 # Voices named like real ones, so aliases (af = af_bella + af_sarah, alloy, ...) resolve in tests.
