@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -116,3 +117,30 @@ def test_per_item_decoder_runs_the_text_side_on_groups_of_similar_length(
     assert outputs[-1][0] == 2  # and answered last
     for i, out in outputs:
         assert torch.equal(out.durations, one_batch.durations[i, : len(items[i].input_ids)])
+
+
+def test_per_item_decoder_skips_items_no_longer_wanted(tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request cancelled while its batch runs (its client went away) is not synthesised: the
+    kokoro model asks before each item's text side and again before its decoder."""
+    engine = KokoroEngine(tiny_weights_dir, batch_decoder=False)
+    phonemes = ["hˈI", "hˈɛlO", "wˈɜɹld", "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˌOvəɹ ðə lˈAzi dˈɔɡ. " * 3]
+    items = [engine.prepare(SynthesisRequest(p, "af_heart", seed=i)) for i, p in enumerate(phonemes)]
+    decoded: list[int] = []
+    decode = engine.batched.decode
+
+    def counting(encoded: Any) -> Any:
+        decoded.append(1)
+        return decode(encoded)
+
+    monkeypatch.setattr(engine.batched, "decode", counting)
+
+    # Item 1 cancelled before the batch's text side: it is left out of its group.
+    assert sorted(i for i, _ in engine.synthesize_each(items, wanted=lambda i: i != 1)) == [0, 2, 3]
+    assert len(decoded) == 3
+
+    # Everything cancelled once the first item is out (a client that left mid-batch).
+    decoded.clear()
+    yielded: list[int] = []
+    for i, _ in engine.synthesize_each(items, wanted=lambda i: not yielded):
+        yielded.append(i)
+    assert len(yielded) == 1 and len(decoded) == 1

@@ -308,3 +308,39 @@ def test_kokoro_model_hands_freed_memory_back_once_idle(stack: Stack) -> None:
     assert after_s - 0.5 <= waited <= after_s + 10, waited
     before, after = map(float, re.findall(r"RSS (\d+) -> (\d+) MiB", events[0]["msg"])[0])
     assert after < before, events[0]["msg"]
+
+
+def test_requests_cancelled_while_their_batch_runs_are_not_synthesised(stack: Stack) -> None:
+    """Six long requests; once the first is answered the client cancels the others (as the gateway
+    does when its client leaves). The per-item decoder asks before each item, so the model is free
+    again after at most the item it was decoding: before, it synthesised all six, and a request sent
+    after the cancellation waited for them."""
+    import tritonclient.grpc.aio as grpcaio
+
+    long_phonemes = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˌOvəɹ ðə lˈAzi dˈɔɡ. " * 6  # 300 symbols, about 20 s of audio
+    log_offset = len(stack.log_text())
+
+    async def first_then_cancel() -> tuple[float, float]:
+        client = grpcaio.InferenceServerClient(stack.triton_grpc_url)
+        try:
+            start = time.monotonic()
+            calls = [
+                asyncio.create_task(client.infer("kokoro", kokoro_inputs(long_phonemes, "af_heart", i, grpcclient)))
+                for i in range(6)
+            ]
+            _, pending = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+            first_s = time.monotonic() - start
+            for call in pending:
+                call.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+            cancelled = time.monotonic()
+            # One instance, first in, first out: this runs once the model is done with the six.
+            await client.infer("kokoro", kokoro_inputs("hˈI", "af_heart", 0, grpcclient))
+            return first_s, time.monotonic() - cancelled
+        finally:
+            await client.close()
+
+    first_s, after_cancel_s = asyncio.run(first_then_cancel())
+    assert after_cancel_s < 1.5 * first_s, f"free {after_cancel_s:.1f} s after cancelling; one item: {first_s:.1f} s"
+    skipped = [line for line in stack.log_text()[log_offset:].splitlines() if "cancelled while it ran" in line]
+    print(f"first answer {first_s:.1f} s, free {after_cancel_s:.1f} s after the cancel; {skipped}")

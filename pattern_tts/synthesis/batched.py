@@ -18,7 +18,7 @@ Time lengths through the decoder, for an item of ``F`` frames (sum of its durati
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -150,11 +150,17 @@ class BatchedKokoro:
 
     @torch.no_grad()
     def stream(
-        self, items: Sequence[BatchItem], batch_decoder: bool = True
+        self,
+        items: Sequence[BatchItem],
+        batch_decoder: bool = True,
+        wanted: Callable[[int], bool] | None = None,
     ) -> Iterator[tuple[int, BatchOutput]]:
         """Like ``__call__``, but yields ``(index, output)`` as soon as each item is done: all
         together after a batched decoder; one at a time, shortest first, with the per-item decoder,
-        so that the short requests of a batch are not held back by its long ones."""
+        so that the short requests of a batch are not held back by its long ones.
+
+        With the per-item decoder, ``wanted(index)`` is asked before each item's text side and again
+        before its decoder: an item no longer wanted (its client went away) is skipped, not yielded."""
         if batch_decoder:
             tokens = self.encode_tokens(items)
             encoded = self.encode_frames(tokens)
@@ -165,10 +171,16 @@ class BatchedKokoro:
         # The text side runs on groups of similar length, shortest group first: on CPU its cost
         # follows the padded size, so a short item padded to a long one's length costs more than
         # it gains. Everything at frame rate (F0/energy, decoder) runs per item, shortest first.
+        still_wanted = wanted or (lambda _: True)
         for group in similar_length_groups([len(it.input_ids) for it in items]):
+            group = [i for i in group if still_wanted(i)]
+            if not group:
+                continue
             tokens = self.encode_tokens([items[i] for i in group])
             frames = tokens.durations.sum(dim=1)
             for k in sorted(range(len(group)), key=lambda k: int(frames[k])):
+                if not still_wanted(group[k]):
+                    continue
                 encoded = self.encode_frames(tokens.select(k))
                 yield group[k], self._output(encoded, 0, self.decode(encoded)[0])
 

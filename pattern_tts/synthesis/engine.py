@@ -10,7 +10,7 @@ import logging
 import math
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,9 +243,12 @@ class KokoroEngine:
         outputs = dict(self.synthesize_each(items))
         return [outputs[i] for i in range(len(items))]
 
-    def synthesize_each(self, items: list[BatchItem]) -> Iterator[tuple[int, BatchOutput]]:
+    def synthesize_each(
+        self, items: list[BatchItem], wanted: Callable[[int], bool] | None = None
+    ) -> Iterator[tuple[int, BatchOutput]]:
         """The same forward pass, yielding ``(index, output)`` (on the CPU) as each item is done:
         with the per-item decoder (the CPU default) shortest first, so a caller can answer the
-        short requests of a batch before its long ones are decoded."""
-        for i, out in self.batched.stream(items, batch_decoder=self.batch_decoder):
+        short requests of a batch before its long ones are decoded. There ``wanted(index)`` false
+        (its client went away) skips an item not yet synthesised: it is not yielded."""
+        for i, out in self.batched.stream(items, batch_decoder=self.batch_decoder, wanted=wanted):
             yield i, BatchOutput(out.audio.float().cpu(), out.durations.cpu())

@@ -160,8 +160,12 @@ class TritonPythonModel:
             return replies.returned()
         start = time.perf_counter()
         pending, seconds = set(range(len(items))), 0.0
+
+        def wanted(k: int) -> bool:  # asked before each item's synthesis (per-item decoder)
+            return not requests[slots[k]].is_cancelled()
+
         try:
-            for k, out in self.engine.synthesize_each(items):
+            for k, out in self.engine.synthesize_each(items, wanted=wanted):
                 response = pb_utils.InferenceResponse(
                     output_tensors=[
                         pb_utils.Tensor("waveform", out.audio.numpy().astype(np.float32)[None, :]),
@@ -176,6 +180,12 @@ class TritonPythonModel:
             for k in sorted(pending):
                 replies.send(slots[k], _error(f"synthesis failed: {type(exc).__name__}: {exc}"))
             return replies.returned()
+        if pending:  # skipped: their clients went away while the batch ran
+            pb_utils.Logger.log_info(
+                f"kokoro: {len(pending)} of a batch of {len(items)} cancelled while it ran: not synthesised"
+            )
+        for k in sorted(pending):
+            replies.send(slots[k], _error("request cancelled", pb_utils.TritonError.CANCELLED))
         elapsed = time.perf_counter() - start
         pb_utils.Logger.log_verbose(f"kokoro: batch of {len(items)} -> {seconds:.2f} s audio in {elapsed:.2f} s")
         return replies.returned()
