@@ -720,6 +720,28 @@ def _machine_words(data: dict[str, Any]) -> str:
     return f"{m['cpu_model']}, {m['cpu_quota']} CPUs" if m else "an unrecorded machine"
 
 
+def kokoro_imports_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/kokoro_imports.py`` results: what the kokoro process's imports hold."""
+    latest = latest_results(results_dir, "kokoro-imports-*.json")
+    if latest is None:
+        return "## The kokoro process's imports\n\nNo run yet: `.venv/bin/python -m bench.kokoro_imports`.\n"
+    path, data = latest
+    rows = [
+        [name, row["import_mib"], int(row["modules"]), "yes" if row["spacy_mapped"] else "no"]
+        for name, row in data["summary"].items()
+    ]
+    return (
+        f"## The kokoro process's imports: KModel without Kokoro's text pipeline ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.kokoro_imports` (`bench/kokoro_imports.py`): the resident memory that importing"
+        " the engine adds after `import torch`, in fresh interpreters, the two variants alternating, median of"
+        f" {data['rounds']}, on {_machine_words(data)}. Before, the engine imported Kokoro's package, whose"
+        " `__init__` also imports `KPipeline` (misaki, spaCy, phonemizer); the kokoro model never reads text."
+        f" Raw results: `{shown(path)}`.\n\n"
+        + _table(["variant", "MiB", "modules", "spaCy mapped"], rows)
+        + "\n"
+    )
+
+
 def idle_release_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/idle_release.py`` results: what handing memory back when idle costs the next request."""
     latest = latest_results(results_dir, "idle-release-*.json")
@@ -994,8 +1016,8 @@ def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 def write_benchmarks_md(text: str) -> None:
     sections = [text, fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(),
-                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), lead_split_markdown(),
-                int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), kokoro_imports_markdown(),
+                lead_split_markdown(), int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

@@ -29,7 +29,7 @@ def spacy_libraries(pid: int) -> list[str]:
 
 
 def test_the_kokoro_process_runs_the_model_without_kokoros_text_pipeline(stack: Stack) -> None:
-    """``import kokoro`` would load KPipeline, and with it misaki and spaCy (69 MiB), into the process
+    """``import kokoro`` would load KPipeline, and with it misaki and spaCy (67 MiB), into the process
     that only runs KModel (pattern_tts/synthesis/kokoro_model.py)."""
     reply = httpx.post(f"{stack.gateway_url}/v1/audio/phonemize", json={"input": "Hello there."}, timeout=60)
     assert reply.status_code == 200, reply.text
