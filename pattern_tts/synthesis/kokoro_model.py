@@ -2,10 +2,11 @@
 
 ``import kokoro`` runs the package's ``__init__``, which imports ``KPipeline`` and with it misaki,
 spaCy, phonemizer and espeak: 67 MiB more resident memory (``python -m bench.kokoro_imports``) in
-the kokoro model's process, which never reads text (the g2p model does). Kokoro keeps ``KModel`` language-blind, so its modules load
-alone: where ``kokoro`` is not imported yet, it is registered without running its ``__init__``, with
-what that ``__init__`` does for the model (silence Kokoro's loguru logger) and the package's names
-(``kokoro.KModel``, ``kokoro.KPipeline``) resolved when first used.
+the kokoro model's process, which never reads text (the g2p model does). Kokoro keeps ``KModel``
+language-blind, so its modules load alone: where ``kokoro`` is not imported yet, it is registered
+without running its ``__init__``, with what that ``__init__`` does for the model (silence Kokoro's
+loguru logger) and the package's names (``kokoro.KModel``, ``kokoro.KPipeline``) resolved when
+first used.
 """
 
 from __future__ import annotations
