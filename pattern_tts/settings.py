@@ -220,8 +220,8 @@ def _describe(error: Any) -> str:
 
 @lru_cache
 def get_settings() -> Settings:
-    """The process-wide settings (read once from the environment)."""
-    return Settings()
+    """The process-wide settings (read once from the environment); :class:`SettingsError` if invalid."""
+    return load_settings()
 
 
 def settings_table() -> str:

@@ -91,6 +91,12 @@ def test_invalid_settings_end_in_one_line_that_names_the_setting(
     assert not (tmp_path / "cache").exists()  # refused before anything started
 
 
+def test_the_weights_command_names_an_invalid_setting_too(tmp_path: Path) -> None:
+    env = {**stack_env(tmp_path / "cache"), "PATTERN_TTS_PORT": "abc"}
+    result = run_cli(["weights", "prepare", f"--source=dir:{tmp_path / 'missing'}"], env, timeout=60)
+    assert_one_line_failure(result, "invalid settings: port (PATTERN_TTS_PORT): Input should be a valid integer")
+
+
 def test_serve_exits_with_the_reason_when_the_model_cannot_load(
     tiny_weights_dir: Path, tmp_path: Path
 ) -> None:
