@@ -3,15 +3,15 @@
 tritonserver writes glog lines (``I1126 16:20:04.250543 26425 model_lifecycle.cc:472] "loading:
 g2p:1"``), multi-line tables at start-up (repository agents, backends, models, options), and a
 few bare lines (``Signal (15) received.``). A command line it refuses gets its usage text (some 400
-lines) and, after it, the reason as a bare line. Its Python backend stubs share its stderr, so Python's
-warnings (two lines each) and a crashing stub's traceback (many lines) come through it too.
+lines) and, after it, the reason as a bare line. Its Python backend stubs share its stderr, so
+Python's warnings (two lines each) and a crashing stub's traceback (many lines) come through it too.
 
 :class:`TritonLogParser` turns that stream into :class:`LogEvent`: a glog line keeps its level and
 source (``src``); a table becomes one event whose ``table`` holds its rows; a warning one event
 (its echoed source line dropped); the usage text one debug event, the reason after it an error; a
-traceback one event that reads ``Traceback (most recent call
-last): ... <the exception>``, with the frames in ``frames``. Triton's error that it found no CUDA
-driver is expected where it runs without a GPU and is logged there at info.
+traceback one event that reads ``Traceback (most recent call last): ... <the exception>``, with the
+frames in ``frames``. Triton's error that it found no CUDA driver is expected where it runs
+without a GPU and is logged there at info.
 """
 
 from __future__ import annotations

@@ -206,6 +206,19 @@ def float64_default_dtype() -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
+def serve_args(weights_dir: Path, gateway: int, http: int, grpc: int, metrics: int) -> list[str]:
+    """``pattern-tts serve``'s arguments for ``weights_dir`` and the four ports (gateway, Triton's HTTP,
+    gRPC and metrics)."""
+    return [
+        "serve",
+        f"--weights={weights_dir}",
+        f"--port={gateway}",
+        f"--triton-http-port={http}",
+        f"--triton-grpc-port={grpc}",
+        f"--triton-metrics-port={metrics}",
+    ]
+
+
 @contextmanager
 def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[Stack]:
     """``pattern-tts serve`` on ``weights_dir``, ready; stopped (and its log checked) on exit."""
@@ -213,16 +226,7 @@ def serve_stack(weights_dir: Path, work: Path, **settings: object) -> Iterator[S
     log_path, cache_dir = work / "serve.log", work / "cache"
     settings.setdefault("triton_trace_file", work / "triton-trace.json")
     process = start_pattern_tts(
-        [
-            "serve",
-            f"--weights={weights_dir}",
-            f"--port={gateway}",
-            f"--triton-http-port={http}",
-            f"--triton-grpc-port={grpc}",
-            f"--triton-metrics-port={metrics}",
-        ],
-        stack_env(cache_dir, **settings),
-        log_path,
+        serve_args(weights_dir, gateway, http, grpc, metrics), stack_env(cache_dir, **settings), log_path
     )
     running = Stack(
         gateway_url=f"http://127.0.0.1:{gateway}",
