@@ -144,3 +144,53 @@ def test_per_item_decoder_skips_items_no_longer_wanted(tiny_weights_dir: Path, m
     for i, _ in engine.synthesize_each(items, wanted=lambda i: not yielded):
         yielded.append(i)
     assert len(yielded) == 1 and len(decoded) == 1
+
+
+def test_batched_decoder_leaves_out_items_no_longer_wanted(
+    tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With the batched decoder (the GPU default) a request cancelled before its batch's text side is
+    left out of it, and one cancelled during the text side leaves the batch before its decoder: the
+    decoder's batch holds the items still wanted, padded to the longest of them, and their audio is
+    what they get alone."""
+    engine = KokoroEngine(tiny_weights_dir, batch_decoder=True)
+    long = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˌOvəɹ ðə lˈAzi dˈɔɡ. " * 3
+    phonemes = ["hˈI", long, "hˈɛlO", "wˈɜɹld"]
+    items = [engine.prepare(SynthesisRequest(p, "af_heart", seed=i)) for i, p in enumerate(phonemes)]
+    text_side: list[int] = []
+    decoded: list[tuple[int, int]] = []  # (batch size, padded frames) of each decoder call
+    encode_tokens, decode = engine.batched.encode_tokens, engine.batched.decode
+
+    def recording_text_side(batch: list[BatchItem]) -> Any:
+        text_side.append(len(batch))
+        return encode_tokens(batch)
+
+    def recording_decoder(encoded: Any) -> Any:
+        decoded.append(tuple(encoded.asr.shape[::2]))
+        return decode(encoded)
+
+    monkeypatch.setattr(engine.batched, "encode_tokens", recording_text_side)
+    monkeypatch.setattr(engine.batched, "decode", recording_decoder)
+
+    # Item 3 cancelled before the text side; the long item 1 while it runs (asked a second time).
+    asked: list[int] = []
+
+    def wanted(i: int) -> bool:
+        asked.append(i)
+        return i != 3 and not (i == 1 and asked.count(1) > 1)
+
+    outputs = dict(engine.synthesize_each(items, wanted=wanted))
+    assert sorted(outputs) == [0, 2]
+    assert text_side == [3]
+    frames = [int(out.durations.sum()) for out in outputs.values()]
+    assert decoded == [(2, max(frames))]  # not padded to the long item that left
+    for i, out in outputs.items():
+        alone = engine.synthesize([items[i]])[0]
+        assert torch.equal(alone.durations, out.durations)
+        assert snr_db(alone.audio, out.audio) >= 90
+
+    # Nobody left to answer: no text side and no decoder at all.
+    text_side.clear()
+    decoded.clear()
+    assert list(engine.synthesize_each(items, wanted=lambda i: False)) == []
+    assert text_side == [] and decoded == []

@@ -67,14 +67,19 @@ class TokenSide:
 
     def select(self, i: int) -> TokenSide:
         """Item ``i`` alone, trimmed to its own length (a batch of one)."""
-        n = int(self.token_lengths[i])
+        return self.subset([i])
+
+    def subset(self, rows: Sequence[int]) -> TokenSide:
+        """The items ``rows`` (in that order) as a batch, trimmed to the longest of them."""
+        n = int(self.token_lengths[list(rows)].max())
+        index = torch.tensor(rows, device=self.prosody.device)
         return TokenSide(
-            prosody=self.prosody[i : i + 1, :n],
-            text=self.text[i : i + 1, :, :n],
-            ref_s=self.ref_s[i : i + 1],
-            seeds=self.seeds[i : i + 1],
-            durations=self.durations[i : i + 1, :n],
-            token_lengths=self.token_lengths[i : i + 1],
+            prosody=self.prosody[index, :n],
+            text=self.text[index, :, :n],
+            ref_s=self.ref_s[index],
+            seeds=self.seeds[list(rows)],
+            durations=self.durations[index, :n],
+            token_lengths=self.token_lengths[index],
         )
 
 
@@ -159,19 +164,16 @@ class BatchedKokoro:
         together after a batched decoder; one at a time, shortest first, with the per-item decoder,
         so that the short requests of a batch are not held back by its long ones.
 
-        With the per-item decoder, ``wanted(index)`` is asked before each item's text side and again
-        before its decoder: an item no longer wanted (its client went away) is skipped, not yielded."""
+        ``wanted(index)`` is asked before an item's text side and again before its decoder (per item,
+        or once for the batched decoder's whole batch): an item no longer wanted (its client went
+        away) is skipped, not yielded."""
+        still_wanted = wanted or (lambda _: True)
         if batch_decoder:
-            tokens = self.encode_tokens(items)
-            encoded = self.encode_frames(tokens)
-            audio = self.decode(encoded)
-            for i in range(len(items)):
-                yield i, self._output(encoded, i, audio[i])
+            yield from self._stream_batched(items, still_wanted)
             return
         # The text side runs on groups of similar length, shortest group first: on CPU its cost
         # follows the padded size, so a short item padded to a long one's length costs more than
         # it gains. Everything at frame rate (F0/energy, decoder) runs per item, shortest first.
-        still_wanted = wanted or (lambda _: True)
         for group in similar_length_groups([len(it.input_ids) for it in items]):
             group = [i for i in group if still_wanted(i)]
             if not group:
@@ -183,6 +185,26 @@ class BatchedKokoro:
                     continue
                 encoded = self.encode_frames(tokens.select(k))
                 yield group[k], self._output(encoded, 0, self.decode(encoded)[0])
+
+    def _stream_batched(
+        self, items: Sequence[BatchItem], wanted: Callable[[int], bool]
+    ) -> Iterator[tuple[int, BatchOutput]]:
+        """The batched decoder's path: the items still wanted, in one padded batch all through. Items
+        no longer wanted once the text side is done leave the batch before its decoder, the bulk of
+        the work; the batch is then as long as the longest item that is left."""
+        rows = [i for i in range(len(items)) if wanted(i)]
+        if not rows:
+            return
+        tokens = self.encode_tokens([items[i] for i in rows])
+        kept = [k for k, i in enumerate(rows) if wanted(i)]
+        if not kept:
+            return
+        if len(kept) < len(rows):
+            tokens, rows = tokens.subset(kept), [rows[k] for k in kept]
+        encoded = self.encode_frames(tokens)
+        audio = self.decode(encoded)
+        for k, i in enumerate(rows):
+            yield i, self._output(encoded, k, audio[k])
 
     @staticmethod
     def _output(encoded: Encoded, i: int, audio: Tensor) -> BatchOutput:

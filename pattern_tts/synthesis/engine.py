@@ -248,7 +248,8 @@ class KokoroEngine:
     ) -> Iterator[tuple[int, BatchOutput]]:
         """The same forward pass, yielding ``(index, output)`` (on the CPU) as each item is done:
         with the per-item decoder (the CPU default) shortest first, so a caller can answer the
-        short requests of a batch before its long ones are decoded. There ``wanted(index)`` false
-        (its client went away) skips an item not yet synthesised: it is not yielded."""
+        short requests of a batch before its long ones are decoded. ``wanted(index)`` false (its
+        client went away) skips an item not yet synthesised: it is not yielded. The per-item decoder
+        asks before each item; the batched one before its text side and again before its decoder."""
         for i, out in self.batched.stream(items, batch_decoder=self.batch_decoder, wanted=wanted):
             yield i, BatchOutput(out.audio.float().cpu(), out.durations.cpu())

@@ -161,7 +161,7 @@ class TritonPythonModel:
         start = time.perf_counter()
         pending, seconds = set(range(len(items))), 0.0
 
-        def wanted(k: int) -> bool:  # asked before each item's synthesis (per-item decoder)
+        def wanted(k: int) -> bool:  # asked before an item's text side and before its decoder
             return not requests[slots[k]].is_cancelled()
 
         try:
