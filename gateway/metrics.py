@@ -26,7 +26,8 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 12
 
 
 class GatewayMetrics:
-    """Request counts, latency, time to first byte and input size, in a registry of the app's own."""
+    """Request counts, latency, time to first byte, input size and audio sent, in a registry of the
+    app's own."""
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
@@ -56,6 +57,12 @@ class GatewayMetrics:
             registry=self.registry,
         )
         self.chunks = Counter("pattern_tts_chunks", "Text chunks sent to the kokoro model.", registry=self.registry)
+        self.audio_seconds = Counter(
+            "pattern_tts_audio_seconds",
+            "Seconds of audio sent to clients, by response format (a stream cut short counts what it sent).",
+            ["format"],
+            registry=self.registry,
+        )
 
     def observe(self, path: str, status: int, seconds: float, first_byte_s: float | None, info: dict[str, Any]) -> None:
         route = path if path in _API_PATHS else "other"
@@ -66,6 +73,8 @@ class GatewayMetrics:
         if status == 200 and route.startswith("/v1/audio/speech"):
             self.input_chars.inc(int(info.get("chars", 0)))
             self.chunks.inc(int(info.get("chunks", 0)))
+            if "audio_s" in info:
+                self.audio_seconds.labels(str(info.get("format", ""))).inc(float(info["audio_s"]))
 
     async def endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)

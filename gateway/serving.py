@@ -380,33 +380,42 @@ class SpeechService:
         synthesis, first = await self._start(prep)
         if req.stream_format == "sse":
             return StreamingResponse(
-                self._sse(prep, synthesis, first),
+                self._sse(prep, synthesis, first, info),
                 media_type="text/event-stream",
                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
             )
         return StreamingResponse(
-            self._audio(prep, synthesis, first),
+            self._audio(prep, synthesis, first, info),
             media_type=audio.CONTENT_TYPES[req.response_format],
             headers={"X-Accel-Buffering": "no"},
         )
 
     @staticmethod
     async def _results(
-        prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized
+        prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized, info: dict[str, Any]
     ) -> AsyncIterator[Synthesized]:
-        """Each chunk's audio in order, trimmed where it meets another chunk of its paragraph."""
-        yield prep.trim(0, first)
+        """Each chunk's audio in order, trimmed where it meets another chunk of its paragraph.
+        `info["audio_s"]` (access log, metrics) holds the seconds of audio handed out so far."""
+        samples = 0
+
+        def handed_out(trimmed: Synthesized) -> Synthesized:
+            nonlocal samples
+            samples += len(trimmed.waveform)
+            info["audio_s"] = round(samples / SAMPLE_RATE, 3)
+            return trimmed
+
+        yield handed_out(prep.trim(0, first))
         index = 0
         async for result in synthesis:
             index += 1
-            yield prep.trim(index, result)
+            yield handed_out(prep.trim(index, result))
 
     async def _audio(
-        self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized
+        self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized, info: dict[str, Any]
     ) -> AsyncIterator[bytes]:
         encoder = audio.StreamEncoder(prep.request.response_format)
         try:
-            async for result in self._results(prep, synthesis, first):
+            async for result in self._results(prep, synthesis, first, info):
                 data = await _encode(encoder, result.waveform)
                 if data:
                     yield data
@@ -416,12 +425,14 @@ class SpeechService:
         finally:
             synthesis.cancel()
 
-    async def _sse(self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized) -> AsyncIterator[str]:
+    async def _sse(
+        self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized, info: dict[str, Any]
+    ) -> AsyncIterator[str]:
         encoder = audio.StreamEncoder(prep.request.response_format)
         in_tokens = sum(len(j.phonemes) for j in prep.jobs)
         out_tokens = 0
         try:
-            async for result in self._results(prep, synthesis, first):
+            async for result in self._results(prep, synthesis, first, info):
                 out_tokens += int(result.durations.sum())
                 data = await _encode(encoder, result.waveform)
                 if data:
@@ -449,7 +460,7 @@ class SpeechService:
         offset = 0
         try:
             index = 0
-            async for result in self._results(prep, synthesis, first):
+            async for result in self._results(prep, synthesis, first, info):
                 if prep.chunks:
                     words.extend(word_timestamps(prep.chunks[index], result, offset))
                 waves.append(result.waveform)

@@ -71,8 +71,10 @@ def snr_db(reference: np.ndarray, other: np.ndarray) -> float:
     return 10 * np.log10(float(np.sum(reference**2)) / max(error, 1e-20))
 
 
-def metric(text: str, name: str, model: str) -> float:
-    pattern = rf'^{name}{{[^}}]*model="{model}"[^}}]*}} ([0-9.e+]+)$'
+def metric(text: str, name: str, model: str, **labels: str) -> float:
+    """The sum of the series ``name`` of ``model`` (and with ``labels``) in a Prometheus text page."""
+    having = "".join(f'(?=[^}}]*{k}="{v}")' for k, v in {"model": model, **labels}.items())
+    pattern = rf"^{name}{{{having}[^}}]*}} ([0-9.e+-]+)$"
     return sum(float(m) for m in re.findall(pattern, text, flags=re.MULTILINE))
 
 
@@ -314,12 +316,13 @@ def test_requests_cancelled_while_their_batch_runs_are_not_synthesised(stack: St
     """Six long requests; once the first is answered the client cancels the others (as the gateway
     does when its client leaves). The per-item decoder asks before each item, so the model is free
     again after at most the item it was decoding: before, it synthesised all six, and a request sent
-    after the cancellation waited for them."""
+    after the cancellation waited for them. The model's own counters on Triton's metrics port say
+    how many it left out and how much audio it made."""
     import tritonclient.grpc.aio as grpcaio
 
     long_phonemes = "ðə kwˈɪk bɹˈWn fˈɑks ʤˈʌmps ˌOvəɹ ðə lˈAzi dˈɔɡ. " * 6  # 300 symbols, about 20 s of audio
 
-    async def first_then_cancel() -> tuple[float, float]:
+    async def first_then_cancel() -> tuple[float, float, int, int]:
         client = grpcaio.InferenceServerClient(stack.triton_grpc_url)
         try:
             start = time.monotonic()
@@ -327,17 +330,30 @@ def test_requests_cancelled_while_their_batch_runs_are_not_synthesised(stack: St
                 asyncio.create_task(client.infer("kokoro", kokoro_inputs(long_phonemes, "af_heart", i, grpcclient)))
                 for i in range(6)
             ]
-            _, pending = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
+            done, pending = await asyncio.wait(calls, return_when=asyncio.FIRST_COMPLETED)
             first_s = time.monotonic() - start
             for call in pending:
                 call.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
             cancelled = time.monotonic()
             # One instance, first in, first out: this runs once the model is done with the six.
-            await client.infer("kokoro", kokoro_inputs("hˈI", "af_heart", 0, grpcclient))
-            return first_s, time.monotonic() - cancelled
+            short = await client.infer("kokoro", kokoro_inputs("hˈI", "af_heart", 0, grpcclient))
+            long_samples = next(iter(done)).result().as_numpy("waveform").shape[1]
+            short_samples = short.as_numpy("waveform").shape[1]
+            return first_s, time.monotonic() - cancelled, long_samples, short_samples
         finally:
             await client.close()
 
-    first_s, after_cancel_s = asyncio.run(first_then_cancel())
+    audio, cancelled = "pattern_tts_kokoro_audio_seconds_total", "pattern_tts_kokoro_cancelled_requests_total"
+    before = httpx.get(stack.metrics_url).text
+    first_s, after_cancel_s, long_samples, short_samples = asyncio.run(first_then_cancel())
     assert after_cancel_s < 1.5 * first_s, f"free {after_cancel_s:.1f} s after cancelling; one item: {first_s:.1f} s"
+
+    after = httpx.get(stack.metrics_url).text
+    left_out = metric(after, cancelled, "kokoro") - metric(before, cancelled, "kokoro")
+    # The item after the first was decoding before the cancellations arrived; the others were left out.
+    assert 1 <= left_out <= 5
+    assert metric(after, cancelled, "kokoro", stage="running") > metric(before, cancelled, "kokoro", stage="running")
+    # Every long item synthesised (the same length whatever its seed) and the short one, no more.
+    made = ((6 - left_out) * long_samples + short_samples) / 24000
+    assert metric(after, audio, "kokoro") - metric(before, audio, "kokoro") == pytest.approx(made, abs=1e-3)

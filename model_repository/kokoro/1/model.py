@@ -53,6 +53,38 @@ class _Replies:
         return None if self.senders is not None else self.responses
 
 
+class _Metrics:
+    """The kokoro model's own counters, on Triton's metrics port next to its ``nv_inference_*`` ones.
+
+    Triton counts a request answered as cancelled as a success (``nv_inference_request_success``);
+    ``pattern_tts_kokoro_cancelled_requests_total`` counts those apart.
+    """
+
+    def __init__(self, model: str, version: str) -> None:
+        labels = {"model": model, "version": version}
+        audio = pb_utils.MetricFamily(
+            name="pattern_tts_kokoro_audio_seconds_total",
+            description="Seconds of audio synthesised (before the gateway trims silence where chunks meet)",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
+        cancelled = pb_utils.MetricFamily(
+            name="pattern_tts_kokoro_cancelled_requests_total",
+            description="Requests answered as cancelled, not synthesised: their clients went away while "
+            "they waited (stage=queued) or while their batch ran (stage=running)",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
+        self._families = [audio, cancelled]
+        self.audio_seconds = audio.Metric(labels=labels)
+        self.cancelled = {
+            stage: cancelled.Metric(labels={**labels, "stage": stage}) for stage in ("queued", "running")
+        }
+
+    def close(self) -> None:
+        """Drop the metrics, then their families (the stub refuses the other order)."""
+        del self.audio_seconds, self.cancelled
+        self._families.clear()
+
+
 def _scalar(request: "pb_utils.InferenceRequest", name: str, default):
     tensor = pb_utils.get_input_tensor_by_name(request, name)
     if tensor is None:
@@ -100,6 +132,7 @@ class TritonPythonModel:
             compile_cache_dir=Path(cache_dir) if cache_dir else None,
         )
         loaded = time.perf_counter() - start
+        self.metrics = _Metrics(args["model_name"], args["model_version"])
         # Compiles the fast path now, so that the model is not READY before it is fast.
         warmup = self.engine.warmup()
         # The load's temporaries go back to the system (pattern_tts/allocator.py).
@@ -148,6 +181,7 @@ class TritonPythonModel:
         items, slots = [], []
         for i, request in enumerate(requests):
             if request.is_cancelled():  # its client went away while it waited in the queue
+                self.metrics.cancelled["queued"].increment(1)
                 replies.send(i, _error("request cancelled", pb_utils.TritonError.CANCELLED))
                 continue
             try:
@@ -172,9 +206,11 @@ class TritonPythonModel:
                         pb_utils.Tensor("durations", out.durations.numpy().astype(np.int64)[None, :]),
                     ]
                 )
+                item_seconds = len(out.audio) / 24000
+                self.metrics.audio_seconds.increment(item_seconds)  # counted by the time it is answered
+                seconds += item_seconds
                 replies.send(slots[k], response)
                 pending.discard(k)
-                seconds += len(out.audio) / 24000
         except Exception as exc:  # e.g. out of memory: fail what is left of this batch, keep serving
             pb_utils.Logger.log_error(f"kokoro: batch of {len(items)} failed: {type(exc).__name__}: {exc}")
             for k in sorted(pending):
@@ -184,6 +220,7 @@ class TritonPythonModel:
             pb_utils.Logger.log_info(
                 f"kokoro: {len(pending)} of a batch of {len(items)} cancelled while it ran: not synthesised"
             )
+            self.metrics.cancelled["running"].increment(len(pending))
         for k in sorted(pending):
             replies.send(slots[k], _error("request cancelled", pb_utils.TritonError.CANCELLED))
         elapsed = time.perf_counter() - start
@@ -193,4 +230,5 @@ class TritonPythonModel:
     def finalize(self) -> None:
         if self.idle_release:
             self.idle_release.close()
+        self.metrics.close()
         pb_utils.Logger.log_info("kokoro: finalized")
