@@ -12,8 +12,8 @@ from fastapi import FastAPI
 
 from gateway import errors
 from gateway.metrics import GatewayMetrics
-from gateway.middleware import RequestLogMiddleware
-from gateway.router import router
+from gateway.middleware import ConcurrencyLimitMiddleware, RequestLogMiddleware, RequestSlots
+from gateway.router import SPEECH_PATHS, router
 from gateway.serving import SpeechService
 from gateway.triton import TritonClient
 from gateway.voices import VoiceCatalogue, find_voices_dir, phoneme_symbols
@@ -85,7 +85,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     errors.install(app)
-    metrics = GatewayMetrics()
+    slots = RequestSlots(settings.max_concurrent_requests)
+    metrics = GatewayMetrics(speech_in_flight=lambda: slots.taken)
+    app.add_middleware(ConcurrencyLimitMiddleware, slots=slots, paths=SPEECH_PATHS)
+    # Added last, so outermost: it logs and counts the 503s of the limit too.
     app.add_middleware(RequestLogMiddleware, metrics=metrics, in_flight=requests_in_flight)
     app.include_router(router)
     app.add_api_route("/metrics", metrics.endpoint, methods=["GET"], include_in_schema=False)

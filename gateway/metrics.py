@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from starlette.requests import Request
 from starlette.responses import Response
@@ -26,11 +27,18 @@ _LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 12
 
 
 class GatewayMetrics:
-    """Request counts, latency, time to first byte, input size and audio sent, in a registry of the
-    app's own."""
+    """Request counts, latency, time to first byte, input size, audio sent and speech requests in
+    flight, in a registry of the app's own."""
 
-    def __init__(self) -> None:
+    def __init__(self, speech_in_flight: Callable[[], float] | None = None) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        if speech_in_flight is not None:
+            Gauge(
+                "pattern_tts_speech_requests_in_flight",
+                "Speech requests being served (until their response ends); compare with "
+                "PATTERN_TTS_MAX_CONCURRENT_REQUESTS.",
+                registry=self.registry,
+            ).set_function(speech_in_flight)
         self.requests = Counter(
             "pattern_tts_requests",
             "HTTP requests by route and status.",

@@ -1,5 +1,6 @@
 """One structured log line per request; unexpected exceptions become one line and an OpenAI 500, a
-request cut by the end of a graceful shutdown an OpenAI 503."""
+request cut by the end of a graceful shutdown an OpenAI 503. And the limit on speech requests served
+at once."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.requests import Request
@@ -121,17 +123,61 @@ class RequestLogMiddleware:
             log.log(level, " ".join(f"{k}={_fmt(v)}" for k, v in fields.items()))
 
 
+@dataclass
+class RequestSlots:
+    """How many speech requests the gateway serves at once (`limit`, 0: no limit) and how many it is
+    serving (`taken`)."""
+
+    limit: int
+    taken: int = 0
+
+
+class ConcurrencyLimitMiddleware:
+    """Pure ASGI middleware: at most `slots.limit` requests to `paths` at once, each counted until its
+    response ends (a stream: its last chunk). One more is answered with an OpenAI-shaped 503 and
+    `Retry-After` before its body is read."""
+
+    def __init__(self, app: ASGIApp, slots: RequestSlots, paths: frozenset[str]) -> None:
+        self.app = app
+        self.slots = slots
+        self.paths = paths
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") not in self.paths:
+            await self.app(scope, receive, send)
+            return
+        slots = self.slots
+        if slots.limit and slots.taken >= slots.limit:
+            info = scope.setdefault("state", {}).setdefault("log_info", {})
+            info["error"] = f"over max_concurrent_requests ({slots.limit})"
+            await _send_error(send, OVERLOADED, headers={"retry-after": str(OVERLOADED_RETRY_AFTER_S)})
+            return
+        slots.taken += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            slots.taken -= 1
+
+
+OVERLOADED = ServiceUnavailable(
+    "The server is busy: it is serving as many speech requests as it is set to "
+    "(PATTERN_TTS_MAX_CONCURRENT_REQUESTS); retry after a moment.",
+    code="server_overloaded",
+)
+OVERLOADED_RETRY_AFTER_S = 1
+
 SHUT_DOWN = ServiceUnavailable(
     "The server shut down before this request was finished (its shutdown timeout ran out); retry it.",
     code="shutting_down",
 )
 
 
-async def _send_error(send: Send, err: APIError) -> None:
-    """``err`` as a whole OpenAI-shaped JSON response."""
+async def _send_error(send: Send, err: APIError, headers: dict[str, str] | None = None) -> None:
+    """``err`` as a whole OpenAI-shaped JSON response, with extra ``headers``."""
     body = json.dumps(err.body()).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": err.status_code, "headers": headers})
+    fields = {"content-type": "application/json", "content-length": str(len(body)), **(headers or {})}
+    raw = [(name.encode(), value.encode()) for name, value in fields.items()]
+    await send({"type": "http.response.start", "status": err.status_code, "headers": raw})
     await send({"type": "http.response.body", "body": body, "more_body": False})
 
 

@@ -42,9 +42,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid request (OpenAI error shape)"},
     503: {"model": ErrorResponse, "description": "Triton is unreachable or not ready"},
 }
+_SPEECH_ERRORS: dict[int | str, dict[str, Any]] = {
+    **_ERRORS,
+    503: {
+        "model": ErrorResponse,
+        "description": "Triton is unreachable or not ready, or the gateway serves as many speech requests as "
+        "it may (`code: server_overloaded`, with `Retry-After`)",
+    },
+}
 _AUDIO_TYPES: dict[str, dict[str, Any]] = {t: {} for t in CONTENT_TYPES.values()}
 
 router = APIRouter()
+# The routes that synthesise, bounded by PATTERN_TTS_MAX_CONCURRENT_REQUESTS.
+SPEECH_PATHS = frozenset({"/v1/audio/speech", "/v1/audio/speech/timestamps"})
 
 
 @router.post(
@@ -55,7 +65,7 @@ router = APIRouter()
             "content": {**_AUDIO_TYPES, "text/event-stream": {}},
             "description": "Audio, streamed chunk by chunk; SSE events with `stream_format: sse`.",
         },
-        **_ERRORS,
+        **_SPEECH_ERRORS,
     },
     tags=["audio"],
 )
@@ -67,7 +77,7 @@ async def create_speech(body: SpeechRequest, service: ServiceDep, info: InfoDep)
 @router.post(
     "/v1/audio/speech/timestamps",
     response_model=TimestampsResponse,
-    responses=_ERRORS,
+    responses=_SPEECH_ERRORS,
     tags=["audio"],
 )
 async def create_speech_timestamps(

@@ -78,6 +78,14 @@ class Settings(BaseSettings):
     request_timeout_s: float = Field(
         default=600.0, gt=0, description="Timeout of one Triton call made by the gateway."
     )
+    max_concurrent_requests: int = Field(
+        default=64,
+        ge=0,
+        description="Speech requests (`/v1/audio/speech`, `/v1/audio/speech/timestamps`) the gateway "
+        "serves at once, each until its response ends. One more gets an OpenAI-shaped 503 at once "
+        "(`code: server_overloaded`, with `Retry-After`), which the OpenAI SDKs retry with backoff, "
+        "instead of a place at the end of a queue of minutes. 0: no limit.",
+    )
 
     # --- Triton ------------------------------------------------------------------------------
     triton_host: str = Field(
