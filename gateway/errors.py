@@ -4,6 +4,7 @@
 - `APIError` raised by the service (unknown voice, empty / too long input, ...) -> its status
 - Triton unreachable or a model not loaded -> 503; a Triton per-request error -> 400 with its message
 - 404 / 405 -> OpenAI shape; anything else -> 500 without a traceback, logged on one line
+- a client gone before its response started -> 499 (nginx's code), for the log line and metrics
 """
 
 from __future__ import annotations
@@ -75,6 +76,16 @@ class BadRequest(APIError):
 class ServiceUnavailable(APIError):
     def __init__(self, message: str, *, code: str | None = "service_unavailable") -> None:
         super().__init__(message, 503, code=code)
+
+
+class ClientClosedRequest(APIError):
+    """The client closed its connection before the response started: nginx's 499, for the log line and
+    the metrics (the client is gone, nothing reaches it)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The client closed the connection before the response started.", 499, code="client_closed_request"
+        )
 
 
 def from_triton(exc: BaseException, model: str) -> APIError:

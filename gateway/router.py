@@ -24,7 +24,7 @@ from gateway.protocol import (
     TimestampsResponse,
     VoicesResponse,
 )
-from gateway.serving import SpeechService
+from gateway.serving import ClientGone, SpeechService
 
 MODEL_CREATED = 1_735_689_600  # 2025-01-01, a fixed `created` for the model list
 OWNER = "pattern-tts"
@@ -35,8 +35,20 @@ async def get_service(request: Request) -> SpeechService:
     return service
 
 
+async def client_gone(request: Request) -> ClientGone:
+    """Waits until the client closes its connection. Its body is read by then, so the next ASGI
+    message is the disconnect: the same wait Starlette's StreamingResponse makes once it streams."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
+
 ServiceDep = Annotated[SpeechService, Depends(get_service)]
 InfoDep = Annotated[dict[str, Any], Depends(request_info)]
+ClientGoneDep = Annotated[ClientGone, Depends(client_gone)]
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorResponse, "description": "Invalid request (OpenAI error shape)"},
@@ -69,9 +81,11 @@ SPEECH_PATHS = frozenset({"/v1/audio/speech", "/v1/audio/speech/timestamps"})
     },
     tags=["audio"],
 )
-async def create_speech(body: SpeechRequest, service: ServiceDep, info: InfoDep) -> StreamingResponse:
+async def create_speech(
+    body: SpeechRequest, service: ServiceDep, info: InfoDep, gone: ClientGoneDep
+) -> StreamingResponse:
     """OpenAI's text-to-speech: `input` spoken by `voice`, in `response_format`."""
-    return await service.speech(body, info)
+    return await service.speech(body, info, gone)
 
 
 @router.post(
@@ -81,10 +95,10 @@ async def create_speech(body: SpeechRequest, service: ServiceDep, info: InfoDep)
     tags=["audio"],
 )
 async def create_speech_timestamps(
-    body: SpeechRequest, service: ServiceDep, info: InfoDep
+    body: SpeechRequest, service: ServiceDep, info: InfoDep, gone: ClientGoneDep
 ) -> TimestampsResponse:
     """The audio as base64 JSON with word-level `{word, start, end}` times in seconds."""
-    return await service.timestamps(body, info)
+    return await service.timestamps(body, info, gone)
 
 
 @router.post("/v1/audio/phonemize", response_model=PhonemizeResponse, responses=_ERRORS, tags=["audio"])

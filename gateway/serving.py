@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import BaseModel
@@ -16,7 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import StreamingResponse
 
 from gateway import audio
-from gateway.errors import APIError, BadRequest
+from gateway.errors import APIError, BadRequest, ClientClosedRequest
 from gateway.protocol import (
     LANG_CODES,
     PhonemeChunk,
@@ -247,6 +248,30 @@ class Prepared:
         return trim_silence(result, lead, KEEP_TAIL_FRAMES.get(after))
 
 
+T = TypeVar("T")
+# Returns once the client has closed its connection (`gateway.router.client_gone`).
+ClientGone = Callable[[], Awaitable[None]]
+
+
+async def until_client_gone(work: Awaitable[T], client_gone: ClientGone | None) -> T:
+    """`work`'s result. If the client closes its connection first, `work` is cancelled (its Triton
+    calls with it) and a 499 is raised: nothing is left to answer."""
+    if client_gone is None:
+        return await work
+    task = asyncio.ensure_future(work)
+    watcher = asyncio.ensure_future(client_gone())
+    try:
+        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+        if not task.done():
+            task.cancel()
+            await asyncio.wait({task})  # its own cleanup runs before the 499 (or the cancellation)
+    if task.cancelled():
+        raise ClientClosedRequest()
+    return task.result()
+
+
 def _silence() -> Synthesized:
     return Synthesized(np.zeros(SILENCE_SAMPLES, np.float32), np.zeros(0, np.int64))
 
@@ -360,24 +385,27 @@ class SpeechService:
             return 0
         return min(index + 1, STREAM_PRIORITY_LEVELS)
 
-    async def _start(self, prep: Prepared) -> tuple[ChunkSynthesis, Synthesized]:
-        """Send every chunk to Triton; wait for the first (so its errors are still a 4xx)."""
+    async def _start(self, prep: Prepared, client_gone: ClientGone | None) -> tuple[ChunkSynthesis, Synthesized]:
+        """Send every chunk to Triton; wait for the first (so its errors are still a 4xx), or until
+        the client goes away (a 499: its chunk calls are cancelled while still in Triton's queue)."""
         synthesis = self.triton.synthesize_all(prep.jobs)
         if not prep.jobs:
             return synthesis, _silence()
         try:
-            first = await anext(synthesis)
+            first = await until_client_gone(anext(synthesis), client_gone)
         except BaseException:
             synthesis.cancel()
             raise
         return synthesis, first
 
     # --- POST /v1/audio/speech ---------------------------------------------------------------
-    async def speech(self, req: SpeechRequest, info: dict[str, Any]) -> StreamingResponse:
+    async def speech(
+        self, req: SpeechRequest, info: dict[str, Any], client_gone: ClientGone | None = None
+    ) -> StreamingResponse:
         """Stream the audio (or SSE events) chunk by chunk as each chunk is synthesised."""
         prep = await self.prepare(req, info)
         info["stream"] = req.stream_format
-        synthesis, first = await self._start(prep)
+        synthesis, first = await self._start(prep, client_gone)
         if req.stream_format == "sse":
             return StreamingResponse(
                 self._sse(prep, synthesis, first, info),
@@ -451,21 +479,26 @@ class SpeechService:
             synthesis.cancel()
 
     # --- POST /v1/audio/speech/timestamps ----------------------------------------------------
-    async def timestamps(self, req: SpeechRequest, info: dict[str, Any]) -> TimestampsResponse:
+    async def timestamps(
+        self, req: SpeechRequest, info: dict[str, Any], client_gone: ClientGone | None = None
+    ) -> TimestampsResponse:
         """The whole audio (base64) with per-word start and end times."""
         prep = await self.prepare(req, info)
-        synthesis, first = await self._start(prep)
+        synthesis, first = await self._start(prep, client_gone)
         waves: list[np.ndarray] = []
         words: list[WordTimestamp] = []
-        offset = 0
-        try:
-            index = 0
+
+        async def collect() -> None:
+            offset, index = 0, 0
             async for result in self._results(prep, synthesis, first, info):
                 if prep.chunks:
                     words.extend(word_timestamps(prep.chunks[index], result, offset))
                 waves.append(result.waveform)
                 offset += len(result.waveform)
                 index += 1
+
+        try:
+            await until_client_gone(collect(), client_gone)  # nothing is sent before the whole audio
         finally:
             synthesis.cancel()
         samples = np.concatenate(waves) if waves else np.zeros(0, np.float32)

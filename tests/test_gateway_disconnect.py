@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import re
 import time
 
 import httpx
+import pytest
 import tritonclient.http as httpclient
 
 from gateway.triton import DEFAULT_WINDOW
 from tests.conftest import Stack
-from tests.test_triton_kokoro import batch_stats, kokoro_inputs
+from tests.test_triton_kokoro import batch_stats, kokoro_inputs, metric
 
 CHUNKS = 2 * DEFAULT_WINDOW  # one text chunk per line
 
@@ -51,3 +54,40 @@ def test_client_that_disconnects_mid_stream_stops_the_rest_of_its_chunks(stack: 
     # What was already sent may run: the window, refilled by the few results consumed before the
     # disconnect was seen (33 measured); the other chunks never go out.
     assert 1 <= served <= DEFAULT_WINDOW + 4, f"{served} of {CHUNKS} chunks ran although the client left"
+
+
+@pytest.mark.parametrize("route", ["/v1/audio/speech", "/v1/audio/speech/timestamps"])
+def test_client_that_leaves_before_its_first_audio_stops_its_request_at_once(stack: Stack, route: str) -> None:
+    """A request whose chunks wait in Triton's queue behind another request's, and whose client gives
+    up (a timeout) before any audio: the gateway sees the disconnect while it waits, cancels the
+    chunk calls still queued and logs a 499, instead of noticing only once its first chunk (for
+    timestamps: its last) has been synthesised."""
+    busy_text = " ".join(f"Sentence number {i} of a text that keeps the model busy." for i in range(60))
+    body = {"input": busy_text, "voice": "af_heart", "response_format": "pcm"}
+    cancelled = "pattern_tts_kokoro_cancelled_requests_total"
+    log_offset = len(stack.log_text())
+    with (
+        httpx.Client(base_url=stack.gateway_url, timeout=120) as client,
+        client.stream("POST", "/v1/audio/speech", json=body) as busy,
+    ):
+        assert busy.status_code == 200
+        reader = busy.iter_raw()  # kept: a body iterator closes its response when it is dropped
+        assert next(reader)  # its other chunks are queued in Triton now
+        before = httpx.get(stack.metrics_url).text
+        gone_at = time.monotonic()
+        with pytest.raises(httpx.ReadTimeout):
+            httpx.post(f"{stack.gateway_url}{route}", json={**body, "seed": 7}, timeout=1.0)
+        line = json.loads(wait_for_log(stack, log_offset, f"path={route} status=499"))["msg"]
+        seen_after_s = time.monotonic() - gone_at
+        assert next(reader, b""), "the busy request should still be streaming"
+    assert seen_after_s < 5, f"the disconnect was seen {seen_after_s:.1f} s after the client left"
+    assert 'error="The client closed the connection before the response started."' in line, line
+    # Its chunk calls, still queued behind the busy request's batch, reach the model cancelled when
+    # the next batch forms (the busy request's own mostly leave their running batch: stage "running").
+    chunks = int(re.search(r"chunks=(\d+)", line).group(1))  # type: ignore[union-attr]
+    queued_before = metric(before, cancelled, "kokoro", stage="queued")
+    deadline, queued = time.monotonic() + 60, 0.0
+    while queued < chunks and time.monotonic() < deadline:
+        time.sleep(0.2)
+        queued = metric(httpx.get(stack.metrics_url).text, cancelled, "kokoro", stage="queued") - queued_before
+    assert queued >= chunks, f"{queued:g} of its {chunks} chunks answered as cancelled without being synthesised"
