@@ -39,7 +39,21 @@ GPU_VALUES = _load_yaml(CHART / "values-gpu.yaml")
 
 # Every optional feature, alone, and all of them together.
 FEATURES: dict[str, dict[str, Any]] = {
-    "autoscaling": {"autoscaling": {"enabled": True, "targetMemoryUtilizationPercentage": 80}},
+    "autoscaling": {
+        "autoscaling": {
+            "enabled": True,
+            "targetMemoryUtilizationPercentage": 80,
+            "extraMetrics": [
+                {
+                    "type": "Pods",
+                    "pods": {
+                        "metric": {"name": "pattern_tts_speech_requests_in_flight"},
+                        "target": {"type": "AverageValue", "averageValue": "32"},
+                    },
+                }
+            ],
+        }
+    },
     "pdb": {"pdb": {"create": True}},
     "pdb-max-unavailable": {"pdb": {"create": True, "maxUnavailable": 1}},
     "servicemonitor": {
@@ -440,7 +454,11 @@ def test_autoscaling(chart) -> None:
         "kind": "Deployment",
         "name": "pattern-tts",
     }
-    assert {m["resource"]["name"] for m in hpa["spec"]["metrics"]} == {"cpu", "memory"}
+    metrics = hpa["spec"]["metrics"]
+    assert {m["resource"]["name"] for m in metrics if m["type"] == "Resource"} == {"cpu", "memory"}
+    assert [m["pods"]["metric"]["name"] for m in metrics if m["type"] == "Pods"] == [
+        "pattern_tts_speech_requests_in_flight"
+    ]
     assert "replicas" not in dep["spec"]  # the HPA owns it
 
 
