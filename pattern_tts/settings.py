@@ -52,7 +52,8 @@ class Settings(BaseSettings):
         ge=1,
         description="How long a stopping gateway or Triton lets requests in flight finish (Triton's "
         "`--exit-timeout-secs`, the gateway's graceful shutdown); `serve` stops the gateway, then Triton. "
-        "Keep Kubernetes' `terminationGracePeriodSeconds` above it.",
+        "Triton's also covers unloading the models, about 3 s on CPU: below 5, an idle Triton can log "
+        "`Exit timeout expired`. Keep Kubernetes' `terminationGracePeriodSeconds` above it.",
     )
 
     # --- gateway -----------------------------------------------------------------------------
