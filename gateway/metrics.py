@@ -30,15 +30,14 @@ class GatewayMetrics:
     """Request counts, latency, time to first byte, input size, audio sent and speech requests in
     flight, in a registry of the app's own."""
 
-    def __init__(self, speech_in_flight: Callable[[], float] | None = None) -> None:
+    def __init__(self, speech_in_flight: Callable[[], float]) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        if speech_in_flight is not None:
-            Gauge(
-                "pattern_tts_speech_requests_in_flight",
-                "Speech requests being served (until their response ends); compare with "
-                "PATTERN_TTS_MAX_CONCURRENT_REQUESTS.",
-                registry=self.registry,
-            ).set_function(speech_in_flight)
+        Gauge(
+            "pattern_tts_speech_requests_in_flight",
+            "Speech requests being served (until their response ends); compare with "
+            "PATTERN_TTS_MAX_CONCURRENT_REQUESTS.",
+            registry=self.registry,
+        ).set_function(speech_in_flight)
         self.requests = Counter(
             "pattern_tts_requests",
             "HTTP requests by route and status.",

@@ -23,14 +23,18 @@ errlog = logging.getLogger("gateway")
 _QUIET = frozenset({"/health", "/ready", "/metrics"})
 
 
+def log_info(scope: Scope) -> dict[str, Any]:
+    """The request's fields for its log line (chars, chunks, format, error, ...), kept in its scope."""
+    info: dict[str, Any] = scope.setdefault("state", {}).setdefault("log_info", {})
+    return info
+
+
 async def request_info(request: Request) -> dict[str, Any]:
-    """Per-request fields the handlers add to the log line (chars, chunks, format, ...).
+    """Per-request fields the handlers add to the log line (:func:`log_info`).
 
     A coroutine, as is `get_service`: FastAPI runs a plain function dependency in its thread pool,
     a thread hop per request for a dictionary lookup."""
-    state = request.scope.setdefault("state", {})
-    info: dict[str, Any] = state.setdefault("log_info", {})
-    return info
+    return log_info(request.scope)
 
 
 class RequestLogMiddleware:
@@ -55,7 +59,7 @@ class RequestLogMiddleware:
             self.in_flight.add(task)
             task.add_done_callback(self.in_flight.discard)
         start = time.perf_counter()
-        info: dict[str, Any] = scope.setdefault("state", {}).setdefault("log_info", {})
+        info = log_info(scope)
         status = 0
         started = False
         complete = False
@@ -148,8 +152,7 @@ class ConcurrencyLimitMiddleware:
             return
         slots = self.slots
         if slots.limit and slots.taken >= slots.limit:
-            info = scope.setdefault("state", {}).setdefault("log_info", {})
-            info["error"] = f"over max_concurrent_requests ({slots.limit})"
+            log_info(scope)["error"] = f"over max_concurrent_requests ({slots.limit})"
             await _send_error(send, OVERLOADED, headers={"retry-after": str(OVERLOADED_RETRY_AFTER_S)})
             return
         slots.taken += 1

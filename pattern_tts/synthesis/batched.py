@@ -71,13 +71,14 @@ class TokenSide:
 
     def subset(self, rows: Sequence[int]) -> TokenSide:
         """The items ``rows`` (in that order) as a batch, trimmed to the longest of them."""
-        n = int(self.token_lengths[list(rows)].max())
+        rows = list(rows)
         index = torch.tensor(rows, device=self.prosody.device)
+        n = int(self.token_lengths[index].max())
         return TokenSide(
             prosody=self.prosody[index, :n],
             text=self.text[index, :, :n],
             ref_s=self.ref_s[index],
-            seeds=self.seeds[list(rows)],
+            seeds=self.seeds[rows],  # on the CPU
             durations=self.durations[index, :n],
             token_lengths=self.token_lengths[index],
         )
