@@ -19,6 +19,9 @@ FULL = Plan(quick=False)  # what a full run measures
 TOP_LEVEL = FULL.levels[-1]
 # "never slower" is checked with this much measurement noise allowed (2 cores, a handful of requests).
 NOISE = 0.05
+# Issue 6's fidelity guard: the fast path against float32 eager on the same input.
+FIDELITY_MIN_SNR_DB = 25.0
+FIDELITY_MAX_WER_RISE = 2.0  # ASR word error rate, percentage points
 
 INTRO = f"""# Benchmarks
 
@@ -46,6 +49,9 @@ What runs, in one process, on the same machine, one system at a time:
   to back at each perf_analyzer concurrency with a closed loop of tritonclient calls, the first of each
   pair alternating, {FULL.ab_rounds} rounds. The on and off phases above run minutes apart and their
   ratio carries the machine's drift; the "never slower" target is judged on this one.
+- **fidelity guard** (`bench/weights_intelligibility.py`, real weights only): the fast path the stack
+  serves on this machine against float32 eager `KModel` on 10 sentences, same seed: waveform SNR and
+  pocketsphinx's word error rate (the two fidelity targets), the peer's word error rate beside them.
 
 Text: `bench/corpus/` (public-domain English paragraphs, sentences of 3 to 80 words, and a 100-word
 request). Full mode: concurrency 1 = {FULL.c1_sentences} sentences spread over 3 to {FULL.c1_max_words}
@@ -145,16 +151,7 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
 
     def add(name: str, limit: str, stack: Any, baseline: Any, status: str, note: str = "") -> None:
-        rows.append(
-            {
-                "target": name,
-                "limit": limit,
-                "stack": stack,
-                "baseline": baseline,
-                "status": status,
-                "note": note,
-            }
-        )
+        rows.append(_row(name, limit, stack, baseline, status, note))
 
     rtf = _get(on, "levels", "1", "rtf")
     add(
@@ -236,7 +233,39 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         if _get(on, "overhead", "gateway_outside_triton_p50_ms") is not None
         else "raw latency differences (older method, noisy on a busy machine)",
     )
+    if "fidelity" in results:
+        rows.extend(fidelity_targets(results["fidelity"]))
     return rows
+
+
+def fidelity_targets(fidelity: dict[str, Any]) -> list[dict[str, Any]]:
+    """Issue 6's fidelity guard as two target rows: the fast path's waveform SNR against float32 eager
+    (the baseline's model) on the same input, and its rise in ASR word error rate over it."""
+    names = ("Fast path vs float32 eager: waveform SNR, worst sentence", "Fast path: ASR word error rate rise")
+    limits = (f">= {FIDELITY_MIN_SNR_DB:g} dB", f"<= {FIDELITY_MAX_WER_RISE:g} points")
+    guard = fidelity.get("fast_path")
+    if guard is None:
+        why = fidelity.get("skipped") or fidelity.get("error") or "not measured"
+        return [_row(name, limit, None, None, "N/A", why) for name, limit in zip(names, limits, strict=True)]
+    wer = fidelity["wer_percent"]
+    snrs = guard["snr_db"]
+    apart = sum(x is None for x in snrs)
+    snr_status = "MISS" if apart else _status(guard["snr_db_min"], FIDELITY_MIN_SNR_DB, smaller_is_better=False)
+    rise = round(wer["fast_path"] - wer["converted"], 2)
+    calibration = f"; espeak-ng (the ASR's calibration): {wer['espeak_ng']} %" if "espeak_ng" in wer else ""
+    return [
+        _row(names[0], limits[0], guard["snr_db_min"], "n/a (the reference)", snr_status,
+             f"{len(snrs)} sentences, voice {fidelity['voice']}; the fast path as served: {guard['engine']}"
+             + (f"; {apart} not comparable sample by sample (a duration rounded the other way)" if apart else "")),
+        _row(names[1], limits[1], f"{wer['fast_path']} % ({rise:+g})", f"{wer['converted']} % (float32 eager)",
+             _status(rise, FIDELITY_MAX_WER_RISE),
+             f"pocketsphinx over the same {fidelity['sentences']} sentences; peer (int8 onnxruntime): "
+             f"{wer['onnxruntime']} %{calibration}"),
+    ]  # fmt: skip
+
+
+def _row(name: str, limit: str, stack: Any, baseline: Any, status: str, note: str = "") -> dict[str, Any]:
+    return {"target": name, "limit": limit, "stack": stack, "baseline": baseline, "status": status, "note": note}
 
 
 def _fmt(value: Any) -> str:
@@ -714,6 +743,48 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def fidelity_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """Every ``bench/weights_intelligibility.py`` run (``bench.run``'s fidelity phase), newest first:
+    issue 6's fidelity guard on each machine measured."""
+    files = sorted(results_dir.glob("weights-intelligibility-*.json"))
+    runs = [(path, json.loads(path.read_text())["summary"]) for path in files]
+    runs = [(path, summary) for path, summary in runs if "fast_path" in summary]  # the first runs had no guard
+    if not runs:
+        return "## Fidelity guard\n\nNo run yet: `.venv/bin/python -m bench.weights_intelligibility`.\n"
+    runs.sort(key=lambda run: run[1]["date"], reverse=True)
+    rows = []
+    for path, summary in runs:
+        wer, guard = summary["wer_percent"], summary["fast_path"]
+        snrs = [x for x in guard["snr_db"] if x is not None]
+        machine = summary.get("machine")
+        cpu = "not recorded"
+        if machine:
+            extensions = [name for name in ("avx512_bf16", "amx_bf16") if machine.get(name)]
+            cpu = f"{machine['cpu_model']} ({', '.join(extensions) or 'no AVX-512 BF16 or AMX'})"
+        rows.append(
+            [summary["date"][:10], cpu, guard["engine"], f"{guard['snr_db_min']} / {statistics.median(snrs):.1f}",
+             wer["converted"], wer["fast_path"], wer["onnxruntime"], wer.get("espeak_ng", "-"),
+             "PASS" if guard["pass"] else "MISS", f"`{shown(path)}`"]
+        )  # fmt: skip
+    latest = runs[0][1]
+    return (
+        "## Fidelity guard: the fast path against float32 eager\n\n"
+        "`.venv/bin/python -m bench.weights_intelligibility` (`bench/weights_intelligibility.py`; `bench.run` runs"
+        f" it as its fidelity phase): {latest['sentences']} English sentences phonemized for American English and"
+        f" spoken with voice {latest['voice']} (the packaged model's voices are Japanese) by float32 eager `KModel`"
+        " (the baseline's model) and by the fast path the kokoro model serves on that machine, same seed;"
+        " onnxruntime on the packaged int8 file (the peer) beside them. Waveform SNR of the fast path against"
+        f" float32 eager, and word error rates over the paragraph by {latest['asr']}. The guard: SNR >="
+        f" {FIDELITY_MIN_SNR_DB:g} dB on every sentence, and a word error rate at most {FIDELITY_MAX_WER_RISE:g}"
+        " points above float32 eager. pocketsphinx is a weak recogniser (espeak-ng's formant English voice, its"
+        " calibration, scores worse still): its rates compare systems on the same sentences, not absolute"
+        " quality.\n\n"
+        + _table(["date", "CPU", "fast path", "SNR dB worst / median", "WER % float32 eager", "WER % fast path",
+                  "WER % peer (int8)", "WER % espeak-ng", "guard", "raw results"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
 def _machine_words(data: dict[str, Any]) -> str:
     """A results file's ``machine`` in words ("AMD EPYC, 2 CPUs"); "an unrecorded machine" without one."""
     m = data.get("machine")
@@ -1015,9 +1086,10 @@ def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(),
-                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), kokoro_imports_markdown(),
-                lead_split_markdown(), int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+    sections = [text, fidelity_markdown(), fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(),
+                chunk_limit_markdown(), scheduling_markdown(), allocator_markdown(), idle_release_markdown(),
+                kokoro_imports_markdown(), lead_split_markdown(), int8_convs_markdown(), gpu_markdown(),
+                gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

