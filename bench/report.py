@@ -231,7 +231,9 @@ def targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         + ("(its trace)" if method.startswith("triton trace") else "(model statistics)")
         + " subtracted"
         if _get(on, "overhead", "gateway_outside_triton_p50_ms") is not None
-        else "raw latency differences (older method, noisy on a busy machine)",
+        else "raw latency differences (older method, noisy on a busy machine)"
+        if ovh is not None
+        else "not measured in this run",
     )
     if "fidelity" in results:
         rows.extend(fidelity_targets(results["fidelity"]))
@@ -497,6 +499,12 @@ def markdown(results: dict[str, Any], json_path: Path, png_path: Path | None) ->
                 f"{ovh['direct_outside_triton_p50_ms']} ms; raw latency difference p50 "
                 f"{ovh['raw_latency_diff_p50_ms']} ms"
             )
+            edges = ovh.get("before_after_triton_p50_ms")
+            if edges:
+                detail += (
+                    f"; before Triton / after it p50: gateway {edges['gateway'][0]} / {edges['gateway'][1]} ms,"
+                    f" tritonclient {edges['direct'][0]} / {edges['direct'][1]} ms"
+                )
         else:
             detail = (
                 f"raw latency differences, gateway p50 {ovh.get('gateway_p50_s')} s vs direct "

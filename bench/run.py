@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -170,24 +171,38 @@ def gateway_overhead(
     overhead = (gateway latency - Triton time) - (direct latency - Triton time).
     Both clients keep their connection open across the pairs, as the openai SDK and tritonclient do:
     a new connection per request would charge the benchmark's own client set-up to the gateway.
+    Each side's time outside Triton is also split where Triton's span starts and ends (the client's
+    ``time.monotonic_ns`` and Triton's trace share the host's monotonic clock): before Triton (client,
+    HTTP, the gateway's work up to its gRPC call) and after it (the response back to the client).
     """
     diffs, gw_extra, direct_extra, raw = [], [], [], []
+    # Each side's time outside Triton split at Triton's span: before its first arrival, after its response.
+    edges: dict[str, list[tuple[float, float]]] = {"gateway": [], "direct": []}
     failed = 0
     runner = asyncio.Runner()
     http = httpx.AsyncClient(timeout=900)
 
-    def gateway(body: dict[str, Any], words: int) -> tuple[float, float]:
-        nonlocal failed
+    def traced(side: str, latency_of: Callable[[], float]) -> tuple[float, float]:
+        """(client latency, seconds inside Triton) of one call; its edges kept under ``side``."""
         start = time.monotonic_ns()
-        record = runner.run(loadgen.one(http, f"{url}/v1/audio/speech", body, words, 0.0))
-        failed += bool(record.error)
+        latency = latency_of()
+        end = time.monotonic_ns()
         # One phoneme request may be one or two kokoro calls (the streamed lead is cut off).
-        return record.latency_s, trace.inside((start, time.monotonic_ns()))
+        first, last = trace.span((start, end))
+        edges[side].append(((first - start) / 1e9, (end - last) / 1e9))
+        return latency, (last - first) / 1e9
+
+    def gateway(body: dict[str, Any], words: int) -> tuple[float, float]:
+        def call() -> float:
+            nonlocal failed
+            record = runner.run(loadgen.one(http, f"{url}/v1/audio/speech", body, words, 0.0))
+            failed += bool(record.error)
+            return record.latency_s
+
+        return traced("gateway", call)
 
     def direct(phonemes: str) -> tuple[float, float]:
-        start = time.monotonic_ns()
-        latency, _ = triton_direct.timed(client, phonemes, work.voice)
-        return latency, trace.inside((start, time.monotonic_ns()))
+        return traced("direct", lambda: triton_direct.timed(client, phonemes, work.voice)[0])
 
     with runner, trace:
         for i, s in enumerate(work.short):
@@ -205,14 +220,19 @@ def gateway_overhead(
             raw.append(g - d)
         runner.run(http.aclose())
     ms = lambda xs: [round(x * 1000, 1) for x in xs]  # noqa: E731
+    p50_ms = lambda xs: round(statistics.median(xs) * 1000, 1)  # noqa: E731
     return {
         "pairs": len(diffs),
         "failed": failed,
         "method": "triton trace, kept-alive connections",
-        "overhead_p50_ms": round(statistics.median(diffs) * 1000, 1),
-        "gateway_outside_triton_p50_ms": round(statistics.median(gw_extra) * 1000, 1),
-        "direct_outside_triton_p50_ms": round(statistics.median(direct_extra) * 1000, 1),
-        "raw_latency_diff_p50_ms": round(statistics.median(raw) * 1000, 1),
+        "overhead_p50_ms": p50_ms(diffs),
+        "gateway_outside_triton_p50_ms": p50_ms(gw_extra),
+        "direct_outside_triton_p50_ms": p50_ms(direct_extra),
+        # p50 of each side's time before Triton's first arrival and after its response, on the client's clock
+        "before_after_triton_p50_ms": {
+            side: [p50_ms([b for b, _ in pairs]), p50_ms([a for _, a in pairs])] for side, pairs in edges.items()
+        },
+        "raw_latency_diff_p50_ms": p50_ms(raw),
         "diffs_ms": ms(diffs),
     }
 

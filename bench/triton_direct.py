@@ -178,6 +178,12 @@ class RequestTrace:
     def inside(self, window: tuple[int, int], timeout_s: float = 2.0) -> float:
         """Seconds Triton spent on the requests that reached it within ``window`` (monotonic ns),
         first arrival to last response; waits for their traces to be written."""
+        first, last = self.span(window, timeout_s)
+        return (last - first) / 1e9
+
+    def span(self, window: tuple[int, int], timeout_s: float = 2.0) -> tuple[int, int]:
+        """(first arrival, last response) in monotonic ns of the requests that reached Triton within
+        ``window``; waits for their traces to be written."""
         deadline = time.monotonic() + timeout_s
         while True:
             spans = [(s, e) for s, e in self.spans() if window[0] <= s <= window[1]]
@@ -186,4 +192,4 @@ class RequestTrace:
             time.sleep(0.01)
         if not spans:
             raise RuntimeError(f"no Triton trace of a kokoro request in {window} ({self.trace_file})")
-        return (max(e for _, e in spans) - min(s for s, _ in spans)) / 1e9
+        return min(s for s, _ in spans), max(e for _, e in spans)
