@@ -27,7 +27,7 @@ import statistics
 import tempfile
 import threading
 import time
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
 from typing import Any
 
@@ -62,15 +62,16 @@ def closed_loop(url: str, phonemes: list[str], voice: str, concurrency: int, req
     audio = [0.0]
 
     def client_loop() -> None:
-        client = httpclient.InferenceServerClient(url, network_timeout=900)
-        while True:
-            with lock:
-                if not todo:
-                    return
-                i = todo.pop(0)
-            seconds = triton_direct.synthesize(client, phonemes[i % len(phonemes)], voice)
-            with lock:
-                audio[0] += seconds
+        # Closed when done: Triton's shutdown waits for open HTTP connections (up to its exit timeout).
+        with closing(httpclient.InferenceServerClient(url, network_timeout=900)) as client:
+            while True:
+                with lock:
+                    if not todo:
+                        return
+                    i = todo.pop(0)
+                seconds = triton_direct.synthesize(client, phonemes[i % len(phonemes)], voice)
+                with lock:
+                    audio[0] += seconds
 
     threads = [threading.Thread(target=client_loop) for _ in range(concurrency)]
     start = time.perf_counter()
@@ -104,7 +105,8 @@ def measure(
                 process, urls[name] = start_variant(name, weights, tmp, {**(extra_env or {}), **settings})
                 stacks.callback(procs.stop, process)
         for url in urls.values():  # one warm call each, outside the timings
-            triton_direct.synthesize(httpclient.InferenceServerClient(url), phonemes[0], voice)
+            with closing(httpclient.InferenceServerClient(url)) as client:
+                triton_direct.synthesize(client, phonemes[0], voice)
         with procs.bench_lock("batching on/off"):
             for r in range(rounds):
                 for k, c in enumerate(concurrency):

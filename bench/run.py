@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -314,15 +315,16 @@ def run_stack_once(
                 log(f"  ready after {out['startup_s']} s")
                 levels = plan.levels if batching else tuple(c for c in plan.levels if c > 1)
                 out.update(http_suite(url, work, plan, levels, rss))
-                client = httpclient.InferenceServerClient(f"127.0.0.1:{http}", network_timeout=900)
                 if batching:
-                    rss.phase = "direct Triton"
-                    out["direct"] = stack_direct(client, work)
-                    log(f"  direct Triton c=1: RTF {out['direct']['rtf']}")
-                    trace = triton_direct.RequestTrace(f"http://127.0.0.1:{http}", trace_file)
-                    rss.phase = "gateway overhead"
-                    out["overhead"] = gateway_overhead(url, client, work, trace)
-                    log(f"  gateway overhead p50 {out['overhead']['overhead_p50_ms']} ms")
+                    # Closed when done: Triton's shutdown waits for open HTTP connections (up to its exit timeout).
+                    with closing(httpclient.InferenceServerClient(f"127.0.0.1:{http}", network_timeout=900)) as client:
+                        rss.phase = "direct Triton"
+                        out["direct"] = stack_direct(client, work)
+                        log(f"  direct Triton c=1: RTF {out['direct']['rtf']}")
+                        trace = triton_direct.RequestTrace(f"http://127.0.0.1:{http}", trace_file)
+                        rss.phase = "gateway overhead"
+                        out["overhead"] = gateway_overhead(url, client, work, trace)
+                        log(f"  gateway overhead p50 {out['overhead']['overhead_p50_ms']} ms")
                 rss.phase = "perf_analyzer"
                 out["perf"] = run_perf(work, plan, http, metrics, tmp / f"perf-{name}")
             out["rss"] = rss.result()
