@@ -884,28 +884,37 @@ def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 
 
 def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
-    """The latest ``bench/stream_pieces.py`` results: what cutting a stream's first chunk costs."""
-    latest = latest_results(results_dir, "stream-pieces-*.json")
-    if latest is None:
+    """Every ``bench/stream_pieces.py`` run, newest first: what cutting a stream's first chunk costs on
+    each machine measured (whether a player stalls depends on the machine's speed)."""
+    runs = [(path, json.loads(path.read_text())) for path in sorted(results_dir.glob("stream-pieces-*.json"))]
+    if not runs:
         return "## Streamed pieces\n\nNo run yet: `.venv/bin/python -m bench.stream_pieces`.\n"
-    path, data = latest
-    rows = [
-        [rule, s["pieces"], s["audio_s"], f"{s['vs_whole']}x", s["synth_s"], s["first_audio_s_mean"],
-         s["first_audio_s_max"], s["stall_s"], s.get("pause_ms_median"), s.get("untrimmed_pause_ms_median")]
-        for rule, s in data["summary"].items()
-    ]  # fmt: skip
+    runs.sort(key=lambda run: run[1]["date"], reverse=True)  # stable: a day's files keep their name order
+    tables = []
+    for path, data in runs:
+        rows = [
+            [rule, s["pieces"], s["audio_s"], f"{s['vs_whole']}x", s["synth_s"], s["first_audio_s_mean"],
+             s["first_audio_s_max"], s["stall_s"], s.get("pause_ms_median"), s.get("untrimmed_pause_ms_median")]
+            for rule, s in data["summary"].items()
+        ]  # fmt: skip
+        tables.append(
+            f"{data['date']}, on {_machine_words(data)}, {data['threads']} threads; {data['weights']}. Raw results:"
+            f" `{shown(path)}`.\n\n"
+            + _table(["rule", "pieces", "audio s", "vs whole", "synthesis s", "first audio s (mean)",
+                      "first audio s (max)", "stall s", "pause ms", "pause ms, untrimmed"], rows)  # fmt: skip
+        )
     return (
-        f"## Streamed pieces: what cutting the first chunk costs ({data['date']})\n\n"
+        f"## Streamed pieces: what cutting the first chunk costs ({runs[0][1]['date']})\n\n"
         "`.venv/bin/python -m bench.stream_pieces` (`bench/stream_pieces.py`): the 100-word request and the 16"
         " concurrency-16 sentences, their first chunk whole, cut by `split_lead` (the gateway's rule), and cut"
-        " by a rule tried and not kept; each piece synthesised alone in-process, one after another, and trimmed"
+        " by rules tried and not kept; each piece synthesised alone in-process, one after another, and trimmed"
         " where it meets another piece as the gateway trims it (`trim_silence`); first audio = the first"
         " piece's synthesis; stall = a player's waits when it starts at the first piece; pause = milliseconds"
-        f" below -60 dBFS where two pieces meet, median, trimmed and untrimmed; {data['weights']}. Kokoro reads"
-        " a piece alone more slowly than inside a longer input, so cut pieces give more audio than the whole"
-        f" chunk. Raw results: `{shown(path)}`.\n\n"
-        + _table(["rule", "pieces", "audio s", "vs whole", "synthesis s", "first audio s (mean)",
-                  "first audio s (max)", "stall s", "pause ms", "pause ms, untrimmed"], rows)  # fmt: skip
+        " below -60 dBFS where two pieces meet, median, trimmed and untrimmed. Kokoro reads a piece alone more"
+        " slowly than inside a longer input, so cut pieces give more audio than the whole chunk. A player does"
+        " not stall while each piece takes no longer to synthesise than the audio before it plays: growth <="
+        " 1 / (synthesis s per audio s). Each run, newest first:\n\n"
+        + "\n\n".join(tables)
         + "\n"
     )
 

@@ -8,7 +8,9 @@ process with the engine as the kokoro model loads it (fast path, warmed up):
 
 * ``whole``: no cut (the chunks as Kokoro's KPipeline would make them);
 * ``split_lead``: the gateway's rule: cut at the first sentence or clause end past 12 phonemes,
-  then each piece at least 3 times the one before;
+  then each piece at least twice the one before;
+* ``split_lead, growth 3 (before)``: the same cuts with each piece at least 3 times the one before
+  (the rule until a run on an AVX2 CPU stalled with it);
 * ``sentence ends first (tried)``: a rule tried and not kept: the first piece ends at a sentence
   end (at a clause end only when that sentence is over 100 phonemes), each next one at the first
   sentence end at least 3 times all the pieces before it (a clause end when that sentence end is
@@ -76,6 +78,9 @@ def sentence_ends_first(chunk: Chunk) -> list[Chunk]:
 RULES: dict[str, Callable[[Chunk], list[Chunk]]] = {
     "whole": lambda chunk: [chunk],
     "split_lead": split_lead,
+    # Slower pieces need slower growth: a stream does not stall while each piece takes no longer to
+    # synthesise than the audio before it plays, that is growth <= 1 / (synthesis s per audio s).
+    "split_lead, growth 3 (before)": lambda chunk: split_lead(chunk, growth=3),
     "sentence ends first (tried)": sentence_ends_first,
 }
 
@@ -115,6 +120,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
 
+    from bench.run import git_state, machine
     from bench.workload import resolve_weights, warm_engine
 
     weights, kind, voice = resolve_weights(args.weights)
@@ -179,8 +185,8 @@ def main() -> None:
         print(f"{rule:<28} {s['pieces']:>6} {s['audio_s']:>8} {s['vs_whole']:>7}x {s['synth_s']:>8} "
               f"{s['first_audio_s_mean']:>10} {s['first_audio_s_max']:>9} {s['stall_s']:>8} "
               f"{s['pause_ms_median']!s:>8} {s['untrimmed_pause_ms_median']!s:>9}")  # fmt: skip
-    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice,
-               "threads": torch.get_num_threads(), "rows": rows, "summary": summary}  # fmt: skip
+    results = {"date": dt.date.today().isoformat(), "weights": kind, "voice": voice, "git": git_state(),
+               "machine": machine(), "threads": torch.get_num_threads(), "rows": rows, "summary": summary}  # fmt: skip
     out = args.out or RESULTS / f"stream-pieces-{results['date']}.json"
     out.write_text(json.dumps(results, indent=1) + "\n")
     print(f"wrote {out}")

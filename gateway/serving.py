@@ -47,9 +47,11 @@ INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 # many phonemes (its audio is ready early), each next one at least LEAD_GROWTH times the one before
 # (it is synthesised while the one before plays); see `split_lead`. Only while the model has little
 # else to do (`lead_split_max_in_flight`): queued behind other work a piece is not early anyway, and
-# each piece costs Kokoro's edge silences.
+# each piece costs Kokoro's edge silences. A player does not stall while growth <= 1 / (synthesis s
+# per audio s): 3 held on an AVX-512 CPU (about 0.26 s per audio s), and stalled on an AVX2 one
+# (about 0.5): there 2 halved the stalls for 0.4 % more synthesis (bench/stream_pieces.py).
 LEAD_MIN_PHONEMES = 12
-LEAD_GROWTH = 3
+LEAD_GROWTH = 2
 # While the model is busy the first chunk is not cut into growing pieces; one longer than this is
 # still cut once, at the first sentence or clause end past its middle (`halve_long`): the decoder's
 # memory grows with an item's length, and the growing pieces had kept each item short.
@@ -101,9 +103,9 @@ def split_lead(
     The first piece ends at the first sentence or clause end (`. ! ? , ; :` and dashes) at or
     beyond `min_phonemes` symbols, each next one at the first such end at or beyond `growth` times
     the piece before. The first piece is sent to Triton ahead of the rest, so its audio is ready
-    early; each piece's audio plays about as long as the next piece takes to synthesise on 2 CPU
-    cores (a player may wait a little where two pieces meet, bench/stream_pieces.py). Cuts fall at
-    natural pauses. Words keep their order; each piece's `text` is its words.
+    early; each next piece is synthesised while the audio before it plays (on 2 slow CPU cores a
+    player may still wait where two pieces meet, bench/stream_pieces.py). Cuts fall at natural
+    pauses. Words keep their order; each piece's `text` is its words.
 
     Kokoro reads a piece alone more slowly than inside a longer input: the pieces give more audio
     than the whole chunk (bench/stream_pieces.py). Cutting at sentence ends only where possible

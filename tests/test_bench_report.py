@@ -12,6 +12,7 @@ from bench.report import (
     fidelity_targets,
     fp32_path_markdown,
     gpu_instances_markdown,
+    stream_pieces_markdown,
     targets,
     windows_markdown,
 )
@@ -180,3 +181,19 @@ def test_the_fidelity_section_lists_each_guarded_run_newest_first(tmp_path: Path
     assert len(lines) == 2
     assert lines[0].startswith("| 2026-11-28 | AMD EPYC (no AVX-512 BF16 or AMX) |") and "44.0 / 45.0" in lines[0]
     assert lines[1].startswith("| 2026-11-26 | not recorded |") and "30.0 / 31.5" in lines[1]
+
+
+def test_the_streamed_pieces_section_shows_each_machine_s_run_newest_first(tmp_path: Path) -> None:
+    def run(date: str, stall: float, **extra: Any) -> dict[str, Any]:
+        rule = {"pieces": 30, "audio_s": 160, "vs_whole": 1.03, "synth_s": 41.6, "first_audio_s_mean": 0.8,
+                "first_audio_s_max": 1.6, "stall_s": stall, "pause_ms_median": 222, "untrimmed_pause_ms_median": 932}
+        return {"date": date, "weights": "real", "threads": 2, "summary": {"split_lead": rule}, **extra}  # fmt: skip
+
+    (tmp_path / "stream-pieces-2026-11-26.json").write_text(json.dumps(run("2026-11-26", 0.18)))
+    machine = {"cpu_model": "AMD EPYC", "cpu_quota": 2}
+    (tmp_path / "stream-pieces-2026-11-28.json").write_text(json.dumps(run("2026-11-28", 9.5, machine=machine)))
+    text = stream_pieces_markdown(tmp_path)
+    assert text.startswith("## Streamed pieces: what cutting the first chunk costs (2026-11-28)")
+    newer, older = text.index("2026-11-28, on AMD EPYC, 2 CPUs"), text.index("2026-11-26, on an unrecorded machine")
+    assert newer < older
+    assert text.index("| 9.5 |") < older < text.index("| 0.18 |")
