@@ -913,7 +913,8 @@ def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> st
         " below -60 dBFS where two pieces meet, median, trimmed and untrimmed. Kokoro reads a piece alone more"
         " slowly than inside a longer input, so cut pieces give more audio than the whole chunk. A player does"
         " not stall while each piece takes no longer to synthesise than the audio before it plays: growth <="
-        " 1 / (synthesis s per audio s). Each run, newest first:\n\n"
+        " 1 / (synthesis s per audio s). The gateway's growth was 3 until 2026-11-28: earlier runs' `split_lead`"
+        " is that rule. Each run, newest first:\n\n"
         + "\n\n".join(tables)
         + "\n"
     )

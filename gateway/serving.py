@@ -49,7 +49,8 @@ INLINE_ENCODE_SAMPLES = 5 * SAMPLE_RATE
 # else to do (`lead_split_max_in_flight`): queued behind other work a piece is not early anyway, and
 # each piece costs Kokoro's edge silences. A player does not stall while growth <= 1 / (synthesis s
 # per audio s): 3 held on an AVX-512 CPU (about 0.26 s per audio s), and stalled on an AVX2 one
-# (about 0.5): there 2 halved the stalls for 0.4 % more synthesis (bench/stream_pieces.py).
+# (about 0.5): there 2 halved the stalls, for 0.4 and 5.6 % more synthesis in two runs
+# (bench/stream_pieces.py).
 LEAD_MIN_PHONEMES = 12
 LEAD_GROWTH = 2
 # While the model is busy the first chunk is not cut into growing pieces; one longer than this is
