@@ -90,6 +90,17 @@ def latest_results(results_dir: Path, pattern: str) -> tuple[Path, dict[str, Any
     return (runs[-1], json.loads(runs[-1].read_text())) if runs else None
 
 
+def all_results(results_dir: Path, pattern: str, part: str | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """Every results file matching ``pattern`` with its contents (or their ``part``), newest first by the
+    ``date`` they record: a machine's suffix (``-avx2``) breaks the order of their names. Runs of one
+    day keep their names' order."""
+    runs = []
+    for path in sorted(results_dir.glob(pattern)):
+        data = json.loads(path.read_text())
+        runs.append((path, data[part] if part else data))
+    return sorted(runs, key=lambda run: run[1]["date"], reverse=True)
+
+
 def top_level(results: dict[str, Any]) -> str | None:
     levels = _get(results, "stack_on", "levels") or _get(results, "baseline", "levels") or {}
     return max(levels, key=int) if levels else None
@@ -754,12 +765,10 @@ def allocator_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 def fidelity_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """Every ``bench/weights_intelligibility.py`` run (``bench.run``'s fidelity phase), newest first:
     issue 6's fidelity guard on each machine measured."""
-    files = sorted(results_dir.glob("weights-intelligibility-*.json"))
-    runs = [(path, json.loads(path.read_text())["summary"]) for path in files]
+    runs = all_results(results_dir, "weights-intelligibility-*.json", part="summary")
     runs = [(path, summary) for path, summary in runs if "fast_path" in summary]  # the first runs had no guard
     if not runs:
         return "## Fidelity guard\n\nNo run yet: `.venv/bin/python -m bench.weights_intelligibility`.\n"
-    runs.sort(key=lambda run: run[1]["date"], reverse=True)
     rows = []
     for path, summary in runs:
         wer, guard = summary["wer_percent"], summary["fast_path"]
@@ -886,10 +895,9 @@ def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 def stream_pieces_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """Every ``bench/stream_pieces.py`` run, newest first: what cutting a stream's first chunk costs on
     each machine measured (whether a player stalls depends on the machine's speed)."""
-    runs = [(path, json.loads(path.read_text())) for path in sorted(results_dir.glob("stream-pieces-*.json"))]
+    runs = all_results(results_dir, "stream-pieces-*.json")
     if not runs:
         return "## Streamed pieces\n\nNo run yet: `.venv/bin/python -m bench.stream_pieces`.\n"
-    runs.sort(key=lambda run: run[1]["date"], reverse=True)  # stable: a day's files keep their name order
     tables = []
     for path, data in runs:
         rows = [
