@@ -1,9 +1,11 @@
 """Where the kokoro model's time goes on this machine: per stage, and the top operators.
 
     .venv/bin/python -m bench.profile [--weights DIR] [--compile auto|true|false] [--precision auto|fp32|bf16]
+                                      [--spectral-convs auto|true|false]
 
 Runs the engine the Triton model runs (``KokoroEngine`` with the same defaults: per-item decoder on
-CPU, compiled bfloat16 where the CPU has AVX-512 BF16 or AMX) on one corpus sentence, after its
+CPU, compiled bfloat16 where the CPU has AVX-512 BF16 or AMX, else compiled float32 with spectral
+resblock convolutions) on one corpus sentence, after its
 warm-up, and prints seconds per second of audio for each stage (token-level text side, frame-level
 text side, decoder blocks, generator, inverse STFT) and torch.profiler's operators by self CPU time.
 Writes ``bench/results/profile-<date>.json``. Weights as ``bench.run`` picks them: ``--weights``, else
@@ -104,6 +106,7 @@ def main() -> None:
     parser.add_argument("--weights", type=Path)
     parser.add_argument("--compile", default="auto", choices=["auto", "true", "false"])
     parser.add_argument("--precision", default="auto")
+    parser.add_argument("--spectral-convs", default="auto", choices=["auto", "true", "false"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
@@ -114,6 +117,7 @@ def main() -> None:
         weights,
         compile={"auto": None, "true": True, "false": False}[args.compile],
         precision=args.precision,
+        spectral_convs={"auto": None, "true": True, "false": False}[args.spectral_convs],
     )
     engine.warmup()
     item = engine.prepare(SynthesisRequest(SENTENCE, voice))
@@ -144,6 +148,7 @@ def main() -> None:
         "weights": kind,
         "threads": args.threads,
         "compile": engine.compile,
+        "spectral_convs": engine.batched.spectral_convs,
         "autocast": str(engine.autocast_dtype),
         "audio_s": round(audio_s, 3),
         "rtf": round(wall / audio_s, 4),
@@ -154,7 +159,10 @@ def main() -> None:
         "rtf_floor_at_ceiling": round(gflop / ceiling, 4),
         "top_ops": ops,
     }
-    print(f"{kind} weights, compile={engine.compile}, autocast={engine.autocast_dtype}, {args.threads} threads")
+    print(
+        f"{kind} weights, compile={engine.compile}, autocast={engine.autocast_dtype}, "
+        f"spectral_convs={engine.batched.spectral_convs}, {args.threads} threads"
+    )
     print(f"RTF {wall / audio_s:.3f} ({audio_s:.2f} s of audio in {wall:.2f} s)\n")
     for name, label in STAGES.items():
         print(f"{stages[name]:7.3f} s/s  {stages[name] * audio_s / wall:5.1%}  {label}")

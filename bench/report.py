@@ -1111,8 +1111,48 @@ def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )  # fmt: skip
 
 
+def spectral_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/spectral_convs.py`` results: frequency-domain resblock convolutions against oneDNN's."""
+    latest = latest_results(results_dir, "spectral-convs-*.json")
+    if latest is None:
+        return "## Spectral resblock convolutions\n\nNo run yet: `.venv/bin/python -m bench.spectral_convs`.\n"
+    path, data = latest
+    served = data["spectral_min_kernel"]
+    convs = [
+        [f"{c['channels']} x {c['frames']:,}", c["kernel"], c["dilation"], c["onednn_ms"], c["spectral_ms"],
+         f"{c['speedup']}x", f"{c['relative_error']:.0e}", "yes" if c["kernel"] >= served else "no"]
+        for c in data["convs"]
+    ]  # fmt: skip
+    rows = [
+        [r["variant"], r["rtf_median"], f"{r['vs_onednn']}x", r["first_call_s"], " / ".join(map(str, r["snr_db"])),
+         f"{r['same_durations']}/{data['items']}"]
+        for r in data["rows"]
+    ]  # fmt: skip
+    avx512 = "with" if data["cpu_features"].get("avx512f") else "without"
+    return (
+        f"## Spectral resblock convolutions on the float32 CPU path ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.spectral_convs` (`bench/spectral_convs.py`;"
+        " `pattern_tts/synthesis/spectral_conv.py`): the generator's resblock convolutions as block DFTs"
+        " (overlap-save, dilations as phases, every step a float32 matrix product), against oneDNN's direct"
+        f" convolutions. {data['cpu']} ({avx512} AVX-512), {data['threads']} threads, torch {data['torch']},"
+        f" {data['weights']}. Raw results: `{shown(path)}`.\n\n"
+        "Each convolution shape of a 5 s item, time-major, median of 5 calls; relative error against oneDNN's"
+        f" output. Kernels of {served} taps or more run spectral"
+        " (`PATTERN_TTS_SPECTRAL_CONVS=auto`: on CPU in float32):\n\n"
+        + _table(["channels x frames", "kernel", "dilation", "oneDNN ms", "spectral ms", "speedup", "relative error",
+                  "spectral when served"], convs)
+        + f"\n\nThe kokoro model's float32 fast path on the concurrency-1 sentences of `bench.run` ({data['items']}"
+        f" items, {data['audio_s']} s of audio), one item at a time, {data['rounds']} rounds in alternating order;"
+        " RTF is the median over rounds; SNR and durations against float32 eager channels-first (the fidelity"
+        " guard's reference; the guard is 25 dB); first call includes compiling:\n\n"
+        + _table(["variant", "RTF", "vs oneDNN", "first call s", "SNR dB per item", "same durations"], rows)
+        + "\n"
+    )  # fmt: skip
+
+
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, fidelity_markdown(), fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(),
+    sections = [text, fidelity_markdown(), spectral_convs_markdown(), fp32_path_markdown(), stream_pieces_markdown(),
+                windows_markdown(),
                 chunk_limit_markdown(), scheduling_markdown(), allocator_markdown(), idle_release_markdown(),
                 kokoro_imports_markdown(), lead_split_markdown(), int8_convs_markdown(), gpu_markdown(),
                 gpu_triton_markdown()]  # fmt: skip

@@ -151,7 +151,9 @@ def main() -> int:
     weights = args.weights or prepare_weights("packaged", tmp / "weights", progress=False)
     model = load_kmodel(weights)
     voice = torch.load(weights / "voices" / f"{args.voice}.pt", weights_only=True)
-    fast = KokoroEngine(weights, compile=None, precision="auto", compile_cache_dir=tmp / "compile")
+    fast = KokoroEngine(
+        weights, compile=None, precision="auto", spectral_convs=None, compile_cache_dir=tmp / "compile"
+    )
     fast.warmup()
     session = ort_session(packaged.read_onnx_bytes(packaged.describe().expected_sha256), threads=args.threads)
     phonemizer = Phonemizer(model.vocab, "a")
@@ -225,7 +227,8 @@ def main() -> int:
         "wer_percent": wer,
         "requirement": f"converted WER <= onnxruntime WER + {MARGIN_POINTS:g} points ({limit:.2f})",
         "fast_path": {
-            "engine": f"compile={fast.compile}, autocast={fast.autocast_dtype}",
+            "engine": f"compile={fast.compile}, autocast={fast.autocast_dtype}, "
+            f"spectral_convs={fast.batched.spectral_convs}",
             "requirement": f"WER <= converted WER + {FIDELITY_MAX_WER_RISE:g} points ({fast_limit:.2f}), "
             f"SNR vs converted >= {FIDELITY_MIN_SNR_DB:g} dB",
             "snr_db_min": min((x for x in snrs if x is not None), default=None),

@@ -122,6 +122,7 @@ def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
         "batch_decoder": settings.batch_decoder,
         "compile": settings.compile,
         "precision": settings.precision,
+        "spectral_convs": settings.spectral_convs,
         "compile_cache_dir": str(settings.cache_dir / "compile"),
         "release_memory_after_idle_s": str(settings.release_memory_after_idle_s),
     }

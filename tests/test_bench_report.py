@@ -12,6 +12,7 @@ from bench.report import (
     fidelity_targets,
     fp32_path_markdown,
     gpu_instances_markdown,
+    spectral_convs_markdown,
     stream_pieces_markdown,
     targets,
     windows_markdown,
@@ -104,6 +105,30 @@ def test_the_fp32_path_section_names_the_fastest_variant_of_its_run(tmp_path: Pa
     assert "| compiled, time-major | 0.55 | 0.743x | 1 | 225.5 / 105.6 | 2/2 |" in text
     path.write_text(json.dumps(fp32_path_results({"eager, channels first": 0.5, "compiled, time-major": 0.55})))
     assert "Fastest here: **eager, channels first**" in fp32_path_markdown(tmp_path)
+
+
+def test_the_spectral_convs_section_marks_the_kernels_served_spectral(tmp_path: Path) -> None:
+    assert "No run yet" in spectral_convs_markdown(tmp_path)
+    convs = [
+        {"channels": 128, "frames": 24000, "kernel": k, "dilation": 5, "onednn_ms": ms, "spectral_ms": 28.0,
+         "relative_error": 7e-07, "speedup": round(ms / 28.0, 2)}
+        for k, ms in ((3, 14.0), (11, 44.8))
+    ]  # fmt: skip
+    rows = [
+        {"variant": name, "rtf_median": rtf, "rtf_rounds": [rtf], "vs_onednn": round(rtf / 0.405, 3),
+         "first_call_s": 13.2, "snr_db": [54.1, 35.5], "same_durations": 2}
+        for name, rtf in (("oneDNN", 0.405), ("spectral", 0.337))
+    ]  # fmt: skip
+    data = {
+        "date": "2026-11-28", "cpu": "AMD EPYC", "cpu_features": {"avx512f": False}, "threads": 2, "torch": "2.13.0",
+        "weights": "random", "spectral_min_kernel": 7, "items": 2, "audio_s": 9.5, "rounds": 5, "convs": convs,
+        "rows": rows,
+    }  # fmt: skip
+    (tmp_path / "spectral-convs-2026-11-28.json").write_text(json.dumps(data))
+    text = spectral_convs_markdown(tmp_path)
+    assert "| 128 x 24,000 | 3 | 5 | 14 | 28 | 0.5x | 7e-07 | no |" in text
+    assert "| 128 x 24,000 | 11 | 5 | 44.8 | 28 | 1.6x | 7e-07 | yes |" in text
+    assert "| spectral | 0.337 | 0.832x | 13.2 | 54.1 / 35.5 | 2/2 |" in text
 
 
 def instances_run(instances: int, rate: float, **config: int) -> dict[str, Any]:

@@ -154,6 +154,50 @@ def test_time_major_resblocks_keep_the_audio(tiny_weights_dir: Path, monkeypatch
             assert snr_db(b.audio, a.audio) >= 100
 
 
+def test_spectral_resblock_convs_keep_the_audio(tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With ``spectral_convs`` the resblock convolutions of 7 taps or more (the tiny model's noise
+    resblocks: 7 and 11) run in the frequency domain, the 3-tap ones on oneDNN; the audio is the same but
+    for rounding. Checked in float64 on the model as loaded (weight norm as shipped, so the convolutions'
+    weights come from their hooks)."""
+    from pattern_tts.synthesis import batched as batched_module
+
+    kernels: list[int] = []
+    spectral = batched_module.spectral_conv1d
+
+    def recording(x: torch.Tensor, weight: torch.Tensor, *args: object) -> torch.Tensor:
+        kernels.append(weight.shape[-1])
+        return spectral(x, weight, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(batched_module, "spectral_conv1d", recording)
+    with float64_default_dtype():
+        model = load_kmodel(tiny_weights_dir)
+        voice = torch.load(tiny_weights_dir / "voices" / "af_heart.pt", weights_only=True).double()
+        items = [BatchItem(token_ids(model, p), voice[len(p), 0], seed=i) for i, p in enumerate(PHONEMES)]
+        direct = BatchedKokoro(model)(items, batch_decoder=False)
+        assert not kernels, "off by default"
+        out = BatchedKokoro(model, spectral_convs=True)(items, batch_decoder=False)
+    assert sorted(set(kernels)) == [7, 11]
+    for a, b in zip(direct, out, strict=True):
+        assert torch.equal(a.durations, b.durations)
+        assert snr_db(a.audio, b.audio) >= 150
+
+
+def test_engine_runs_spectral_convs_on_cpu_in_float32_only(tiny_weights_dir: Path) -> None:
+    assert not KokoroEngine(tiny_weights_dir).batched.spectral_convs  # the plain float32 path
+    auto = KokoroEngine(tiny_weights_dir, spectral_convs=None)
+    assert auto.batched.spectral_convs
+    reduced = KokoroEngine(tiny_weights_dir, precision="bf16", spectral_convs=None)
+    assert not reduced.batched.spectral_convs
+    # Forced on under autocast, the convolutions still stay on oneDNN: the DFTs would round in bfloat16.
+    forced = KokoroEngine(tiny_weights_dir, precision="bf16", spectral_convs=True)
+    conv = forced.model.decoder.generator.noise_res[0].convs1[0]
+    assert not forced.batched._spectral(conv, torch.zeros(1, conv.in_channels, 10, dtype=torch.bfloat16))
+    # In float32 the fast path's audio stays within rounding of the plain path's.
+    for plain, fast in zip(_synthesize(KokoroEngine(tiny_weights_dir)), _synthesize(auto), strict=True):
+        assert torch.equal(plain.durations, fast.durations)
+        assert snr_db(plain.audio, fast.audio) >= 60
+
+
 def test_reduced_precision_engine_stores_decoder_convs_in_it_with_the_same_audio(
     tiny_weights_dir: Path,
 ) -> None:

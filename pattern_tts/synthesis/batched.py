@@ -34,6 +34,7 @@ from pattern_tts.synthesis.kokoro_model import (
     Generator,
     KModel,
 )
+from pattern_tts.synthesis.spectral_conv import spectral_conv1d
 
 SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples = 25 ms at 24 kHz
 # With the per-item decoder (CPU), items share a text-side batch only while padding adds at most
@@ -41,6 +42,8 @@ SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples = 25 ms at 24 kHz
 # 0.42-0.67x the time of its items one by one up to 64 tokens, 0.77-0.86x at 128 and 0.95-0.98x
 # at 256; a corpus mix as one batch (padded 2.8x) took 2.6x (bench/text_side.py).
 MAX_TEXT_PADDING = 1.25
+# Resblock convolutions of this many taps or more run in the frequency domain with spectral_convs.
+SPECTRAL_MIN_KERNEL = 7
 MAX_GROUPED_TOKENS = 128
 
 
@@ -120,15 +123,22 @@ def _full_precision(x: Tensor) -> Tensor:
 class BatchedKokoro:
     """Runs ``KModel``'s modules on a padded batch. Stateless apart from the model.
 
-    Fast path (both off by default): ``compile=True`` compiles the element-wise chains (masked
+    Fast path (all off by default): ``compile=True`` compiles the element-wise chains (masked
     AdaIN, AdaIN + Snake, the masked residual add; pattern_tts/synthesis/fused.py) with dynamic
     shapes; ``autocast_dtype`` runs the decoder's core (decoder blocks and the generator's upsampling
-    stack) under autocast (bfloat16 / float16). On CPU the generator's resblocks run time-major.
-    Source, STFT and inverse STFT always run in float32.
+    stack) under autocast (bfloat16 / float16); ``spectral_convs=True`` runs the generator's
+    resblock convolutions of ``SPECTRAL_MIN_KERNEL`` taps or more in the frequency domain
+    (pattern_tts/synthesis/spectral_conv.py) where they run time-major in float32, that is on CPU
+    without autocast. On CPU the generator's resblocks run time-major. Source, STFT and inverse STFT
+    always run in float32.
     """
 
     def __init__(
-        self, model: KModel, compile: bool = False, autocast_dtype: torch.dtype | None = None
+        self,
+        model: KModel,
+        compile: bool = False,
+        autocast_dtype: torch.dtype | None = None,
+        spectral_convs: bool = False,
     ) -> None:
         self.model = model
         self.autocast_dtype = autocast_dtype
@@ -138,6 +148,7 @@ class BatchedKokoro:
         # dilation 5, 128 channels: bf16 39 against 55 ms with AVX-512 BF16, where float32 did not
         # change; float32 68 against 122 ms on an AVX2-only CPU; python -m bench.fp32_path).
         self.time_major = model.device.type == "cpu"
+        self.spectral_convs = spectral_convs
 
     @property
     def device(self) -> torch.device:
@@ -355,9 +366,23 @@ class BatchedKokoro:
             return conv(x)
         for hook in conv._forward_pre_hooks.values():
             hook(conv, (x,))
+        if self._spectral(conv, x):
+            return spectral_conv1d(x, conv.weight, conv.bias, conv.dilation[0])
         padding, dilation = (0, int(conv.padding[0])), (1, conv.dilation[0])
         x4 = x.unsqueeze(2).contiguous(memory_format=torch.channels_last)  # a view for time-major x
         return F.conv2d(x4, conv.weight.unsqueeze(2), conv.bias, 1, padding, dilation).squeeze(2)
+
+    def _spectral(self, conv: nn.Conv1d, x: Tensor) -> bool:
+        """Whether ``conv`` on ``x`` runs in the frequency domain (see ``spectral_convs``)."""
+        kernel, dilation = conv.kernel_size[0], conv.dilation[0]
+        return (
+            self.spectral_convs
+            and kernel >= SPECTRAL_MIN_KERNEL
+            and self.autocast_dtype is None
+            and x.dtype in (torch.float32, torch.float64)
+            and conv.weight.dtype == x.dtype
+            and int(conv.padding[0]) == dilation * (kernel - 1) // 2
+        )
 
     def _adain_resblock1(self, block: AdaINResBlock1, x: Tensor, s: Tensor, mask: Tensor) -> Tensor:
         """The generator's AdaINResBlock1 (Snake activations) on masked input."""

@@ -129,6 +129,7 @@ class TritonPythonModel:
             batch_decoder=batch_decoder,
             compile={"true": True, "false": False}.get(params.get("compile", "false")),
             precision=params.get("precision") or "fp32",
+            spectral_convs={"true": True, "false": False}.get(params.get("spectral_convs", "false")),
             compile_cache_dir=Path(cache_dir) if cache_dir else None,
         )
         loaded = time.perf_counter() - start
@@ -144,6 +145,7 @@ class TritonPythonModel:
             f"kokoro: loaded on {device} in {loaded:.1f} s, warmed up in {warmup:.1f} s "
             f"(threads={torch.get_num_threads()}, batch_decoder={self.engine.batch_decoder}, "
             f"compile={self.engine.compile}, autocast={self.engine.autocast_dtype}, "
+            f"spectral_convs={self.engine.batched.spectral_convs}, "
             f"voices={len(self.engine.voices.names())}, allocator={malloc}, "
             f"release_memory_after_idle_s={idle_s:g})"
         )
