@@ -70,22 +70,26 @@ def spectral_conv1d(
     spectrum = (forward[:, :kernel] @ taps).view(2, bins, channels, out_channels)
     real, minus_imag = spectrum[0], spectrum[1]  # forward's second half is minus-sine: conj for free
 
-    # Phases of the dilated input, each padded by (k - 1) / 2 and cut into overlapping blocks.
+    # Each phase of the dilated input is cut into blocks that overlap by k - 1 samples (overlap-save);
+    # a block's valid outputs cover `span` frames of the output, every phase interleaved.
     per_phase = -(-length // dilation)
     blocks = -(-per_phase // valid)
-    padded_phase = blocks * valid + kernel - 1
-    pad = (kernel - 1) // 2 * dilation
-    xp = F.pad(x.transpose(1, 2), (0, 0, pad, padded_phase * dilation - length - pad))  # [B, T', C]
-    windows = xp.as_strided(  # [block, B, phase, block index, C]
-        (block, batch, dilation, blocks, channels),
-        (dilation * channels, xp.stride(0), channels, valid * dilation * channels, 1),
-    )
-    out = x.new_empty(batch, blocks, valid, dilation, out_channels)
+    span = valid * dilation
+    pad = (kernel - 1) // 2 * dilation  # conv1d's own zero padding, on each side
+    frames = x.transpose(1, 2)  # [B, T, C]
+    out = x.new_empty(batch, length, out_channels)
     step = max(1, SLICE_BYTES // (x.element_size() * block * batch * dilation * channels))
     for start in range(0, blocks, step):
         stop = min(blocks, start + step)
         n = batch * dilation * (stop - start)
-        spec = (forward @ windows[:, :, :, start:stop].reshape(block, -1)).view(2, bins, n, channels)
+        # The input frames these blocks read, zero-padded where they fall outside x.
+        lo, hi = start * span - pad, (stop * valid + kernel - 1) * dilation - pad
+        piece = F.pad(frames[:, max(lo, 0) : min(hi, length)], (0, 0, max(0, -lo), max(0, hi - length))).contiguous()
+        windows = piece.as_strided(  # [block, B, phase, block index, C]
+            (block, batch, dilation, stop - start, channels),
+            (dilation * channels, piece.stride(0), channels, span * channels, 1),
+        )
+        spec = (forward @ windows.reshape(block, -1)).view(2, bins, n, channels)
         mixed = x.new_empty(2, bins, n, out_channels)
         # (a + ib)(c + ie) with spectrum = (c, -e): real ac - be, imaginary ae + bc.
         torch.bmm(spec[0], real, out=mixed[0]).baddbmm_(spec[1], minus_imag)
@@ -93,12 +97,15 @@ def spectral_conv1d(
         if bias is not None:
             mixed[0, 0] += bias * block  # a constant added to every sample is DC only
         samples = (inverse @ mixed.view(2 * bins, n * out_channels)).view(valid, batch, dilation, -1, out_channels)
-        out[:, start:stop].copy_(samples.permute(1, 3, 0, 2, 4))
-    y = out.view(batch, -1, out_channels)[:, :length]
-    # Strides of a contiguous [B, T, C_out], as oneDNN answers: with the padded batch stride the compiled
-    # element-wise functions that read the output would recompile for every length.
-    y = y[0].unsqueeze(0) if batch == 1 else y.contiguous()
-    return y.transpose(1, 2)
+        samples = samples.permute(1, 3, 0, 2, 4)  # [B, block index, valid, phase, C_out]: time order
+        # Blocks whose outputs all fall inside x's length, then at most one that runs past its end.
+        first = start * span
+        whole = min(stop - start, (length - first) // span)
+        out[:, first : first + whole * span].view(batch, whole, valid, dilation, out_channels).copy_(samples[:, :whole])
+        if whole < stop - start:
+            tail = out[:, first + whole * span :]
+            tail.copy_(samples[:, whole].reshape(batch, -1, out_channels)[:, : tail.shape[1]])
+    return out.transpose(1, 2)
 
 
 __all__ = ["BLOCK", "spectral_conv1d"]
