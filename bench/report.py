@@ -1111,6 +1111,54 @@ def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )  # fmt: skip
 
 
+# The history table's columns: (heading, the target row whose figures it shows).
+FULL_RUN_COLUMNS = [
+    ("RTF c=1", "RTF at concurrency 1"),
+    ("100 words s", "100-word request, non-streamed"),
+    ("first byte s", "100-word request, streamed: first audio byte"),
+    ("c=16 throughput", "Throughput at c=16, mixed lengths, vs baseline"),
+    ("c=16 p95 s", "p95 latency of a one-sentence request at c=16"),
+    ("peak RSS MiB", "Peak RSS of the whole stack"),
+    ("gateway overhead ms", "Gateway overhead, p50 per request"),
+]
+
+
+def full_runs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """Every full ``bench.run`` in ``results_dir``, newest first, with its targets' figures: how the stack
+    moved from commit to commit on each machine (the latest run's own section shows one machine only)."""
+    runs = all_results(results_dir, "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*.json")
+    rows = []
+    for path, data in runs:
+        if data.get("mode") != "full":
+            continue
+        by_name = {row["target"]: row for row in targets(data)}
+        machine = data.get("machine") or {}
+        cells = [
+            data["date"][:16],
+            _get(data, "git", "commit") or "-",
+            f"{machine.get('cpu_model', 'not recorded')}, {'' if machine.get('avx512_bf16') else 'no '}AVX-512 BF16",
+        ]
+        for _, name in FULL_RUN_COLUMNS:
+            row = by_name.get(name)
+            if row is None:
+                cells.append("-")
+            elif isinstance(row["stack"], str) or isinstance(row["baseline"], str):  # a ratio, or no baseline
+                cells.append(_fmt(row["stack"]))
+            else:
+                cells.append(f"{_fmt(row['stack'])} ({_fmt(row['baseline'])})")
+        met = sum(row["status"] == "PASS" for row in by_name.values())
+        cells += [f"{met} of {len(by_name)}", f"`{shown(path)}`"]
+        rows.append(cells)
+    return (
+        "## Every full run: this stack (the baseline in the same run)\n\n"
+        "Each full `bench.run` kept in `bench/results/`, newest first, with the figures of its targets table;"
+        " compare a run with its own baseline, since the same machine's speed drifts from day to day.\n\n"
+        + _table(["date", "commit", "CPU", *(heading for heading, _ in FULL_RUN_COLUMNS), "targets met",
+                  "raw results"], rows)
+        + "\n"
+    )  # fmt: skip
+
+
 def spectral_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/spectral_convs.py`` results: frequency-domain resblock convolutions against oneDNN's."""
     latest = latest_results(results_dir, "spectral-convs-*.json")
@@ -1151,11 +1199,10 @@ def spectral_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> s
 
 
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, fidelity_markdown(), spectral_convs_markdown(), fp32_path_markdown(), stream_pieces_markdown(),
-                windows_markdown(),
-                chunk_limit_markdown(), scheduling_markdown(), allocator_markdown(), idle_release_markdown(),
-                kokoro_imports_markdown(), lead_split_markdown(), int8_convs_markdown(), gpu_markdown(),
-                gpu_triton_markdown()]  # fmt: skip
+    sections = [text, full_runs_markdown(), fidelity_markdown(), spectral_convs_markdown(), fp32_path_markdown(),
+                stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(), scheduling_markdown(),
+                allocator_markdown(), idle_release_markdown(), kokoro_imports_markdown(), lead_split_markdown(),
+                int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

@@ -11,6 +11,7 @@ from bench.report import (
     fidelity_markdown,
     fidelity_targets,
     fp32_path_markdown,
+    full_runs_markdown,
     gpu_instances_markdown,
     spectral_convs_markdown,
     stream_pieces_markdown,
@@ -222,3 +223,22 @@ def test_the_streamed_pieces_section_shows_each_machine_s_run_newest_first(tmp_p
     newer, older = text.index("2026-11-28, on AMD EPYC, 2 CPUs"), text.index("2026-11-26, on an unrecorded machine")
     assert newer < older
     assert text.index("| 9.5 |") < older < text.index("| 0.18 |")
+
+
+def test_every_full_run_is_listed_newest_first_with_its_own_baseline(tmp_path: Path) -> None:
+    def run(date: str, commit: str, stack_rtf: float, mode: str = "full") -> dict[str, Any]:
+        return {
+            "date": date, "mode": mode, "git": {"commit": commit},
+            "machine": {"cpu_model": "AMD EPYC", "avx512_bf16": commit == "bbbbbbb"},
+            "stack_on": {"levels": {"1": {"rtf": stack_rtf}}}, "baseline": {"levels": {"1": {"rtf": 0.62}}},
+        }  # fmt: skip
+
+    # Names sort apart from dates (a machine's suffix): the order is the recorded date's.
+    (tmp_path / "2026-11-28-avx2-aaaaaaa.json").write_text(json.dumps(run("2026-11-28T04:14:37", "aaaaaaa", 0.42)))
+    (tmp_path / "2026-11-28.json").write_text(json.dumps(run("2026-11-28T01:00:00", "bbbbbbb", 0.28)))
+    (tmp_path / "2026-11-29.json").write_text(json.dumps(run("2026-11-29T01:00:00", "ccccccc", 0.1, "quick")))
+    text = full_runs_markdown(tmp_path)
+    lines = [line for line in text.splitlines() if line.startswith("| 2026")]
+    assert len(lines) == 2, "quick runs are left out"
+    assert lines[0].startswith("| 2026-11-28T04:14 | aaaaaaa | AMD EPYC, no AVX-512 BF16 | 0.42 (0.62) |")
+    assert lines[1].startswith("| 2026-11-28T01:00 | bbbbbbb | AMD EPYC, AVX-512 BF16 | 0.28 (0.62) |")
