@@ -165,7 +165,7 @@ class Settings(BaseSettings):
         default="auto",
         description="Run the generator's resblock convolutions of 7 taps or more in the frequency domain "
         "(block DFTs as matrix products, the same result to float32 rounding): fewer multiplications than "
-        "oneDNN's. auto = on CPU in float32 (bf16/fp16 keep oneDNN's; a GPU always does). Measured 17 % "
+        "oneDNN's. auto = on CPU in float32; bf16/fp16 and GPUs keep direct convolutions. Measured 17 % "
         "less synthesis time on an AVX2 CPU (python -m bench.spectral_convs).",
     )
     allocator: Literal["auto", "jemalloc", "glibc"] = Field(
