@@ -19,20 +19,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.int8_convs import median_ms
+from bench.side_by_side import alternating_rtf, first_calls, variant_rows
 from bench.workload import CACHE, Plan, make_workload, resolve_weights
 from pattern_tts.cpu import cpu_flags, cpu_model, cpu_quota
 from pattern_tts.synthesis.batched import SAMPLES_PER_FRAME, BatchedKokoro, BatchItem
 from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
 from pattern_tts.synthesis.fastpath import configure_compile_cache, cpu_has_fast_bf16
-from pattern_tts.weights.parity import snr_db
 
 RESULTS = Path(__file__).resolve().parent / "results"
 REFERENCE = "eager, channels first"
@@ -84,40 +82,12 @@ def main() -> None:
         with torch.no_grad():
             return [systems[name]([item], batch_decoder=False)[0] for item in items]
 
-    first_call: dict[str, float] = {}
-    outputs: dict[str, list[Any]] = {}
-    for name in systems:
-        start = time.perf_counter()
-        outputs[name] = synthesize(name)
-        first_call[name] = round(time.perf_counter() - start, 2)
-        print(f"{name}: first call {first_call[name]} s", flush=True)
+    names = list(systems)
+    outputs, first_call = first_calls(names, synthesize)
     audio_s = sum(len(o.audio) for o in outputs[REFERENCE]) / 24_000
-
-    rtf: dict[str, list[float]] = {name: [] for name in systems}
-    for round_ in range(args.rounds):
-        order = list(systems) if round_ % 2 == 0 else list(reversed(systems))
-        for name in order:
-            start = time.perf_counter()
-            synthesize(name)
-            rtf[name].append(round((time.perf_counter() - start) / audio_s, 4))
-        print(f"round {round_ + 1}: " + ", ".join(f"{n} {rtf[n][-1]}" for n in systems), flush=True)
-
+    rtf = alternating_rtf(names, synthesize, audio_s, args.rounds)
+    rows = variant_rows(rtf, first_call, outputs, outputs[REFERENCE], REFERENCE, "vs_reference")
     reference = outputs[REFERENCE]
-    median = {name: statistics.median(values) for name, values in rtf.items()}
-    rows = [
-        {
-            "variant": name,
-            "rtf_median": round(median[name], 4),
-            "rtf_rounds": rtf[name],
-            "vs_reference": round(median[name] / median[REFERENCE], 3),
-            "first_call_s": first_call[name],
-            "snr_db": [round(snr_db(r.audio, o.audio), 1) for r, o in zip(reference, outputs[name], strict=True)],
-            "same_durations": sum(
-                torch.equal(r.durations, o.durations) for r, o in zip(reference, outputs[name], strict=True)
-            ),
-        }
-        for name in systems
-    ]
     flags = cpu_flags()
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),

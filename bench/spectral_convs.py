@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import statistics
-import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from bench.int8_convs import median_ms
+from bench.side_by_side import alternating_rtf, first_calls, variant_rows
 from bench.workload import CACHE, Plan, make_workload, resolve_weights
 from pattern_tts.cpu import cpu_flags, cpu_model, cpu_quota
 from pattern_tts.synthesis.batched import SPECTRAL_MIN_KERNEL, BatchedKokoro, BatchItem, BatchOutput
@@ -37,11 +36,11 @@ from pattern_tts.synthesis.engine import KokoroEngine, SynthesisRequest
 from pattern_tts.synthesis.fastpath import configure_compile_cache
 from pattern_tts.synthesis.kokoro_model import KModel
 from pattern_tts.synthesis.spectral_conv import spectral_conv1d
-from pattern_tts.weights.parity import snr_db
 
 RESULTS = Path(__file__).resolve().parent / "results"
 SHAPES = [(256, 4_000), (128, 24_000)]  # (channels, frames) of the generator's two stages, 5 s of audio
 KERNELS = [(3, 1), (3, 5), (7, 1), (7, 5), (11, 1), (11, 3), (11, 5)]
+REFERENCE = "eager, channels first"
 DIRECT, SPECTRAL = "compiled, time-major (oneDNN convolutions)", "compiled, time-major, spectral convolutions"
 
 
@@ -87,48 +86,23 @@ def main() -> None:
     convs = conv_rows(engine.model)
     phonemes = make_workload(Plan(quick=False), weights, voice).perf_entries()  # bench.run's c=1 chunks
     items: list[BatchItem] = [engine.prepare(SynthesisRequest(p, voice, seed=i)) for i, p in enumerate(phonemes)]
-    reference_model = BatchedKokoro(engine.model)  # float32 eager, channels first: the guard's reference
-    reference_model.time_major = False
+    reference = BatchedKokoro(engine.model)  # float32 eager, channels first: the guard's reference
+    reference.time_major = False
     systems = {
+        REFERENCE: reference,
         DIRECT: BatchedKokoro(engine.model, compile=True),
         SPECTRAL: BatchedKokoro(engine.model, compile=True, spectral_convs=True),
     }
 
-    def synthesize(system: BatchedKokoro) -> list[BatchOutput]:
+    def synthesize(name: str) -> list[BatchOutput]:
         with torch.no_grad():
-            return [system([item], batch_decoder=False)[0] for item in items]
+            return [systems[name]([item], batch_decoder=False)[0] for item in items]
 
-    reference = synthesize(reference_model)
-    audio_s = sum(len(o.audio) for o in reference) / 24_000
-    first_call: dict[str, float] = {}
-    outputs: dict[str, list[BatchOutput]] = {}
-    for name, system in systems.items():
-        start = time.perf_counter()
-        outputs[name] = synthesize(system)
-        first_call[name] = round(time.perf_counter() - start, 2)
-    rtf: dict[str, list[float]] = {name: [] for name in systems}
-    for round_ in range(args.rounds):
-        for name in list(systems) if round_ % 2 == 0 else list(reversed(systems)):
-            start = time.perf_counter()
-            synthesize(systems[name])
-            rtf[name].append(round((time.perf_counter() - start) / audio_s, 4))
-        print(f"round {round_ + 1}: " + ", ".join(f"{n}: {rtf[n][-1]}" for n in systems), flush=True)
-
-    median = {name: statistics.median(values) for name, values in rtf.items()}
-    rows = [
-        {
-            "variant": name,
-            "rtf_median": round(median[name], 4),
-            "rtf_rounds": rtf[name],
-            "vs_onednn": round(median[name] / median[DIRECT], 3),
-            "first_call_s": first_call[name],
-            "snr_db": [round(snr_db(r.audio, o.audio), 1) for r, o in zip(reference, outputs[name], strict=True)],
-            "same_durations": sum(
-                torch.equal(r.durations, o.durations) for r, o in zip(reference, outputs[name], strict=True)
-            ),
-        }
-        for name in systems
-    ]
+    reference_outputs = synthesize(REFERENCE)
+    audio_s = sum(len(o.audio) for o in reference_outputs) / 24_000
+    outputs, first_call = first_calls([DIRECT, SPECTRAL], synthesize)
+    rtf = alternating_rtf([DIRECT, SPECTRAL], synthesize, audio_s, args.rounds)
+    rows = variant_rows(rtf, first_call, outputs, reference_outputs, DIRECT, "vs_onednn")
     flags = cpu_flags()
     result = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
