@@ -5,9 +5,9 @@
 Two parts, both float32 with the CPU quota's threads:
 
 * Each shape of the generator's resblock convolutions for a 5 s item (256 channels x 4,000 frames
-  and 128 channels x 24,000 frames; kernels 3, 7 and 11; dilations 1, 3 and 5), time-major, through
-  ``BatchedKokoro._conv`` with and without ``spectral_convs``: median ms of 5 calls each, and the
-  relative error of the spectral output. This is what ``SPECTRAL_MIN_KERNEL`` is chosen from.
+  and 128 channels x 24,000 frames; kernels 3, 7 and 11; dilations 1, 3 and 5), time-major: oneDNN's
+  (``BatchedKokoro._conv``) against ``spectral_conv1d`` whatever the kernel, median ms of 5 calls each,
+  and the relative error of the spectral output. This is what ``SPECTRAL_MIN_KERNEL`` is chosen from.
 * End to end: the kokoro model's fast path on this CPU (compiled, time-major) with and without
   ``spectral_convs`` on the concurrency-1 sentences of ``bench.run``, one item at a time as the
   kokoro model decodes on CPU, in alternating rounds (the order reverses every round). Each is
