@@ -42,9 +42,10 @@ SAMPLES_PER_FRAME = 600  # one duration frame = 600 samples = 25 ms at 24 kHz
 # 0.42-0.67x the time of its items one by one up to 64 tokens, 0.77-0.86x at 128 and 0.95-0.98x
 # at 256; a corpus mix as one batch (padded 2.8x) took 2.6x (bench/text_side.py).
 MAX_TEXT_PADDING = 1.25
-# Resblock convolutions of this many taps or more run in the frequency domain with spectral_convs.
-SPECTRAL_MIN_KERNEL = 7
 MAX_GROUPED_TOKENS = 128
+# Resblock convolutions of this many taps or more run in the frequency domain with spectral_convs:
+# 3 taps took 1.5-2.1x oneDNN's time that way (python -m bench.spectral_convs).
+SPECTRAL_MIN_KERNEL = 7
 
 
 @dataclass(frozen=True)
