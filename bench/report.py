@@ -773,13 +773,9 @@ def fidelity_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     for path, summary in runs:
         wer, guard = summary["wer_percent"], summary["fast_path"]
         snrs = [x for x in guard["snr_db"] if x is not None]
-        machine = summary.get("machine")
-        cpu = "not recorded"
-        if machine:
-            extensions = [name for name in ("avx512_bf16", "amx_bf16") if machine.get(name)]
-            cpu = f"{machine['cpu_model']} ({', '.join(extensions) or 'no AVX-512 BF16 or AMX'})"
         rows.append(
-            [summary["date"][:10], cpu, guard["engine"], f"{guard['snr_db_min']} / {statistics.median(snrs):.1f}",
+            [summary["date"][:10], _cpu_words(summary.get("machine")), guard["engine"],
+             f"{guard['snr_db_min']} / {statistics.median(snrs):.1f}",
              wer["converted"], wer["fast_path"], wer["onnxruntime"], wer.get("espeak_ng", "-"),
              "PASS" if guard["pass"] else "MISS", f"`{shown(path)}`"]
         )  # fmt: skip
@@ -800,6 +796,15 @@ def fidelity_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
                   "WER % peer (int8)", "WER % espeak-ng", "guard", "raw results"], rows)  # fmt: skip
         + "\n"
     )
+
+
+def _cpu_words(machine: dict[str, Any] | None) -> str:
+    """A recorded ``machine``'s CPU and its bfloat16 extensions, which pick the fast path's precision:
+    "AMD EPYC (avx512_bf16)", "AMD EPYC (no AVX-512 BF16 or AMX)"; "not recorded" without one."""
+    if not machine:
+        return "not recorded"
+    extensions = [name for name in ("avx512_bf16", "amx_bf16") if machine.get(name)]
+    return f"{machine['cpu_model']} ({', '.join(extensions) or 'no AVX-512 BF16 or AMX'})"
 
 
 def _machine_words(data: dict[str, Any]) -> str:
@@ -1081,17 +1086,23 @@ def windows_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     )
 
 
+def variant_table(data: dict[str, Any], ratio_key: str, ratio_heading: str) -> str:
+    """The rows ``bench.side_by_side.variant_rows`` wrote into ``data`` as a table: median RTF, its ratio to
+    the baseline variant (``ratio_key``), first call, and SNR and durations against the reference."""
+    rows = [
+        [r["variant"], r["rtf_median"], f"{r[ratio_key]}x", r["first_call_s"], " / ".join(map(str, r["snr_db"])),
+         f"{r['same_durations']}/{data['items']}"]
+        for r in data["rows"]
+    ]  # fmt: skip
+    return _table(["variant", "RTF", ratio_heading, "first call s", "SNR dB per item", "same durations"], rows)
+
+
 def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/fp32_path.py`` results: the float32 path's layout and compile, side by side."""
     latest = latest_results(results_dir, "fp32-path-*.json")
     if latest is None:
         return "## The float32 path on CPU\n\nNo run yet: `.venv/bin/python -m bench.fp32_path`.\n"
     path, data = latest
-    rows = [
-        [r["variant"], r["rtf_median"], f"{r['vs_reference']}x", r["first_call_s"], " / ".join(map(str, r["snr_db"])),
-         f"{r['same_durations']}/{data['items']}"]
-        for r in data["rows"]
-    ]  # fmt: skip
     fastest = min(data["rows"], key=lambda r: r["rtf_median"])["variant"]
     avx512 = "with" if data["cpu_features"].get("avx512f") else "without"
     conv = data["conv_ms"]
@@ -1105,8 +1116,7 @@ def fp32_path_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         f" compiling. One resblock convolution (128 channels, kernel 11, dilation 5, 24,000 frames):"
         f" channels first {conv['channels first']} ms, time-major {conv['time-major']} ms."
         f" Raw results: `{shown(path)}`. Fastest here: **{fastest}**.\n\n"
-        + _table(["variant", "RTF", "vs eager channels first", "first call s", "SNR dB per item", "same durations"],
-                 rows)
+        + variant_table(data, "vs_reference", "vs eager channels first")
         + "\n"
     )  # fmt: skip
 
@@ -1132,12 +1142,7 @@ def full_runs_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
         if data.get("mode") != "full":
             continue
         by_name = {row["target"]: row for row in targets(data)}
-        machine = data.get("machine") or {}
-        cells = [
-            data["date"][:16],
-            _get(data, "git", "commit") or "-",
-            f"{machine.get('cpu_model', 'not recorded')}, {'' if machine.get('avx512_bf16') else 'no '}AVX-512 BF16",
-        ]
+        cells = [data["date"][:16], _get(data, "git", "commit") or "-", _cpu_words(data.get("machine"))]
         for _, name in FULL_RUN_COLUMNS:
             row = by_name.get(name)
             if row is None:
@@ -1171,11 +1176,6 @@ def spectral_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> s
          f"{c['speedup']}x", f"{c['relative_error']:.0e}", "yes" if c["kernel"] >= served else "no"]
         for c in data["convs"]
     ]  # fmt: skip
-    rows = [
-        [r["variant"], r["rtf_median"], f"{r['vs_onednn']}x", r["first_call_s"], " / ".join(map(str, r["snr_db"])),
-         f"{r['same_durations']}/{data['items']}"]
-        for r in data["rows"]
-    ]  # fmt: skip
     avx512 = "with" if data["cpu_features"].get("avx512f") else "without"
     return (
         f"## Spectral resblock convolutions on the float32 CPU path ({data['date']})\n\n"
@@ -1193,7 +1193,7 @@ def spectral_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> s
         f" items, {data['audio_s']} s of audio), one item at a time, {data['rounds']} rounds in alternating order;"
         " RTF is the median over rounds; SNR and durations against float32 eager channels-first (the fidelity"
         " guard's reference; the guard is 25 dB); first call includes compiling:\n\n"
-        + _table(["variant", "RTF", "vs oneDNN", "first call s", "SNR dB per item", "same durations"], rows)
+        + variant_table(data, "vs_onednn", "vs oneDNN")
         + "\n"
     )  # fmt: skip
 

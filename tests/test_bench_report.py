@@ -240,5 +240,5 @@ def test_every_full_run_is_listed_newest_first_with_its_own_baseline(tmp_path: P
     text = full_runs_markdown(tmp_path)
     lines = [line for line in text.splitlines() if line.startswith("| 2026")]
     assert len(lines) == 2, "quick runs are left out"
-    assert lines[0].startswith("| 2026-11-28T04:14 | aaaaaaa | AMD EPYC, no AVX-512 BF16 | 0.42 (0.62) |")
-    assert lines[1].startswith("| 2026-11-28T01:00 | bbbbbbb | AMD EPYC, AVX-512 BF16 | 0.28 (0.62) |")
+    assert lines[0].startswith("| 2026-11-28T04:14 | aaaaaaa | AMD EPYC (no AVX-512 BF16 or AMX) | 0.42 (0.62) |")
+    assert lines[1].startswith("| 2026-11-28T01:00 | bbbbbbb | AMD EPYC (avx512_bf16) | 0.28 (0.62) |")
