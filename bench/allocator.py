@@ -85,9 +85,7 @@ keep = sys.argv[5] == "keep"
 process = psutil.Process()
 rss = lambda: process.memory_info().rss / 2**20
 torch.set_num_threads(cpu_quota())
-engine = KokoroEngine(
-    Path(weights), compile=None, precision="auto", spectral_convs=None, compile_cache_dir=Path(sys.argv[6])
-)
+engine = KokoroEngine.as_served(Path(weights), Path(sys.argv[6]))
 engine.warmup()
 name = allocator.release_freed_memory()
 if keep:  # M_MMAP_THRESHOLD and M_TRIM_THRESHOLD 1 GB, M_TOP_PAD 64 MB

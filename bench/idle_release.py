@@ -51,7 +51,7 @@ weights, voice, rounds, cache = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path
 probes = json.loads(sys.argv[5])
 
 torch.set_num_threads(cpu_quota())
-engine = KokoroEngine(Path(weights), compile=None, precision="auto", spectral_convs=None, compile_cache_dir=cache)
+engine = KokoroEngine.as_served(Path(weights), cache)
 engine.warmup()
 name = allocator.release_freed_memory()
 idle = allocator.resident_mib()

@@ -151,9 +151,7 @@ def main() -> int:
     weights = args.weights or prepare_weights("packaged", tmp / "weights", progress=False)
     model = load_kmodel(weights)
     voice = torch.load(weights / "voices" / f"{args.voice}.pt", weights_only=True)
-    fast = KokoroEngine(
-        weights, compile=None, precision="auto", spectral_convs=None, compile_cache_dir=tmp / "compile"
-    )
+    fast = KokoroEngine.as_served(weights, tmp / "compile")
     fast.warmup()
     session = ort_session(packaged.read_onnx_bytes(packaged.describe().expected_sha256), threads=args.threads)
     phonemizer = Phonemizer(model.vocab, "a")

@@ -111,9 +111,7 @@ def warm_engine(weights: Path) -> KokoroEngine:
     from pattern_tts.synthesis.engine import KokoroEngine
 
     torch.set_num_threads(cpu_quota())
-    engine = KokoroEngine(
-        weights, compile=None, precision="auto", spectral_convs=None, compile_cache_dir=CACHE / "compile"
-    )
+    engine = KokoroEngine.as_served(weights, CACHE / "compile")
     engine.warmup()
     return engine
 

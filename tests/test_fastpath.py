@@ -198,6 +198,21 @@ def test_engine_runs_spectral_convs_on_cpu_in_float32_only(tiny_weights_dir: Pat
         assert snr_db(plain.audio, fast.audio) >= 60
 
 
+def test_engine_as_served_takes_every_fast_path_choice_on_auto(
+    tiny_weights_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch._inductor.config as inductor_config
+
+    # Compile settings it sets for the process go back after the test (nothing compiles here).
+    monkeypatch.setenv("TORCHINDUCTOR_COMPILE_THREADS", "2")
+    monkeypatch.setattr(inductor_config, "compile_threads", inductor_config.compile_threads)
+    engine = KokoroEngine.as_served(tiny_weights_dir)
+    assert engine.compile
+    assert engine.autocast_dtype == autocast_dtype("auto", torch.device("cpu"))
+    assert engine.batched.spectral_convs == (engine.autocast_dtype is None)
+    assert not engine.batch_decoder  # per-item decoder on CPU
+
+
 def test_reduced_precision_engine_stores_decoder_convs_in_it_with_the_same_audio(
     tiny_weights_dir: Path,
 ) -> None:

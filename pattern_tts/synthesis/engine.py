@@ -209,6 +209,15 @@ class KokoroEngine:
         # (its activations of a batch outgrow the CPU caches; see docs in bench/fastpath.py).
         self.batch_decoder = self.device.type != "cpu" if batch_decoder is None else batch_decoder
 
+    @classmethod
+    def as_served(cls, weights_dir: Path, compile_cache_dir: Path | None = None) -> KokoroEngine:
+        """The engine on CPU as the kokoro model serves it by default: every fast-path choice on auto
+        (the settings' ``compile``, ``precision``, ``spectral_convs`` and ``batch_decoder``), for the
+        benchmarks that measure what is served in a process of their own."""
+        return cls(
+            weights_dir, compile=None, precision="auto", spectral_convs=None, compile_cache_dir=compile_cache_dir
+        )
+
     def warmup(self) -> float:
         """Run the warm-up inputs (compiling the fast path if on); returns the seconds it took."""
         start = time.perf_counter()
