@@ -72,6 +72,7 @@ class TritonProcess:
     def wait(self) -> int:
         """Wait for Triton to exit and its output to be logged; its exit status."""
         code = self.process.wait()
+        self._end_leftovers()
         self._reader.join(timeout=5)
         return code
 
@@ -106,6 +107,18 @@ class TritonProcess:
 
     def stop(self) -> None:
         _terminate(self.process, timeout_s=self.settings.shutdown_timeout_s + STOP_MARGIN_S)
+        self._end_leftovers()
+
+    def _end_leftovers(self) -> None:
+        """Kill what is left of Triton's process group once Triton has exited.
+
+        Its python-backend stubs ignore SIGTERM, and one still busy when Triton gives up waiting for it
+        (past the exit timeout, or after a crash) can outlive Triton, holding the model's memory."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return  # nothing left: the usual case
+        log.warning("killed processes triton left behind", extra={"process_group": self.process.pid})
 
 
 def _terminate(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout_s: float) -> None:
@@ -120,7 +133,8 @@ def _terminate(process: subprocess.Popen[str] | subprocess.Popen[bytes], timeout
 
 
 def run_triton(settings: Settings, weights_dir: Path) -> int:
-    """Triton alone until it exits; SIGTERM and SIGINT are passed on to it. Its exit status."""
+    """Triton alone until it exits; SIGTERM and SIGINT are passed on to it. Its exit status, as a shell
+    gives it (128 + the signal's number if a signal ended it)."""
     log.info("starting triton", extra={"weights_dir": str(weights_dir)})
     triton = TritonProcess(settings, weights_dir)
 
@@ -132,7 +146,7 @@ def run_triton(settings: Settings, weights_dir: Path) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     code = triton.wait()
     log.info("stopped", extra={"exit_code": code})
-    return code
+    return code if code >= 0 else 128 - code
 
 
 def serve(settings: Settings, weights_dir: Path) -> int:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psutil
 import pytest
 import torch
 
@@ -181,6 +182,17 @@ def stop_process(process: subprocess.Popen[bytes], timeout_s: float = 60) -> Non
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def processes_under(path: Path) -> list[str]:
+    """The command lines of running processes that name ``path`` (a test's own files): what a test
+    leaves behind."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "status"]):
+        cmdline = " ".join(process.info["cmdline"] or [])
+        if str(path) in cmdline and process.info["status"] != psutil.STATUS_ZOMBIE:
+            found.append(cmdline)
+    return found
 
 
 def start_pattern_tts(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen[bytes]:

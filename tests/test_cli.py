@@ -14,12 +14,14 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
+import psutil
 import pytest
 
 from tests.conftest import (
     assert_structured,
     assert_synthesised_in_full,
     free_ports,
+    processes_under,
     serve_args,
     stack_env,
     start_pattern_tts,
@@ -228,6 +230,7 @@ def test_requests_cut_by_the_shutdown_timeout_fail_visibly_and_log_one_error(
     finally:
         stop_process(serve)
     assert serve.returncode == 0
+    assert not processes_under(tmp_path)  # a stub still unloading when Triton gave up is killed
     assert refused.status_code == 503
     assert refused.json()["error"]["code"] == "shutting_down"
     assert refused.json()["error"]["type"] == "service_unavailable"
@@ -245,3 +248,34 @@ def test_requests_cut_by_the_shutdown_timeout_fail_visibly_and_log_one_error(
     (stream_line,) = [line for line in requests if "path=/v1/audio/speech " in line]
     assert "status=200" in stream_line and "incomplete=True" in stream_line
     assert any("status=503" in line for line in requests)
+
+
+def test_a_stub_triton_leaves_behind_is_killed_when_triton_exits(tiny_weights_dir: Path, tmp_path: Path) -> None:
+    """A python-backend stub ignores SIGTERM, and one hung when Triton ends (here: stopped, then Triton
+    killed) would outlive it, holding the model's memory; `pattern-tts triton` kills it, says so, and
+    exits with the status a shell gives a killed process."""
+    _, http, grpc, metrics = free_ports(4)
+    env = stack_env(
+        tmp_path / "cache",
+        weights_dir=tiny_weights_dir,
+        triton_http_port=http,
+        triton_grpc_port=grpc,
+        triton_metrics_port=metrics,
+    )
+    log_path = tmp_path / "triton.log"
+    triton = start_pattern_tts(["triton"], env, log_path)
+    try:
+        wait_for(f"http://127.0.0.1:{http}/v2/health/ready", triton, log_path, 600)
+        (server,) = psutil.Process(triton.pid).children()
+        stubs = server.children()
+        assert len(stubs) >= 2, stubs  # the kokoro and g2p models
+        for stub in stubs:
+            stub.suspend()
+        server.kill()
+        triton.wait(timeout=60)
+    finally:
+        stop_process(triton)
+    assert triton.returncode == 128 + signal.SIGKILL
+    assert not processes_under(tmp_path)
+    events = [json.loads(line) for line in log_path.read_text(errors="replace").splitlines()]
+    assert [e["msg"] for e in events if e["level"] == "warning"] == ["killed processes triton left behind"]
