@@ -1198,11 +1198,40 @@ def spectral_convs_markdown(results_dir: Path = ROOT / "bench" / "results") -> s
     )  # fmt: skip
 
 
+def item_memory_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """Every ``bench/item_memory.py`` run, newest first: one item's live memory by length."""
+    runs = all_results(results_dir, "item-memory-*.json")
+    if not runs:
+        return "## Live memory of one item\n\nNo run yet: `.venv/bin/python -m bench.item_memory`.\n"
+    parts = [
+        "## Live memory of one item, by length\n\n"
+        "`.venv/bin/python -m bench.item_memory` (`bench/item_memory.py`): the engine as served on the CPU, under"
+        " jemalloc; the first chunk of the 100-word request cut to each length, decoded alone as the kokoro model"
+        " decodes on CPU; the most memory the synthesis held at once above its start (jemalloc's `thread.peak`,"
+        " the largest of the rounds), with the spectral resblock convolutions and with oneDNN's, in alternating"
+        " order. The longest items' activations are most of what the kokoro process holds above idle."
+    ]
+    for path, data in runs:
+        rows = [
+            [r["phonemes"], r["audio_s"], r["onednn_peak_mib"], r["spectral_peak_mib"],
+             f"{r['spectral_peak_mib'] - r['onednn_peak_mib']:+d}", r["onednn_s"], r["spectral_s"]]
+            for r in data["rows"]
+        ]  # fmt: skip
+        parts.append(
+            f"### {data['date'][:10]}: {data['cpu']}, {data['threads']} threads, {data['rounds']} rounds\n\n"
+            + (f"{data['note']} " if "note" in data else "")
+            + f"Raw results: `{shown(path)}`.\n\n"
+            + _table(["phonemes", "audio s", "oneDNN MiB", "spectral MiB", "spectral - oneDNN", "oneDNN s",
+                      "spectral s"], rows)
+        )  # fmt: skip
+    return "\n\n".join(parts) + "\n"
+
+
 def write_benchmarks_md(text: str) -> None:
-    sections = [text, full_runs_markdown(), fidelity_markdown(), spectral_convs_markdown(), fp32_path_markdown(),
-                stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(), scheduling_markdown(),
-                allocator_markdown(), idle_release_markdown(), kokoro_imports_markdown(), lead_split_markdown(),
-                int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+    sections = [text, full_runs_markdown(), fidelity_markdown(), spectral_convs_markdown(), item_memory_markdown(),
+                fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(),
+                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), kokoro_imports_markdown(),
+                lead_split_markdown(), int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

@@ -13,6 +13,7 @@ from bench.report import (
     fp32_path_markdown,
     full_runs_markdown,
     gpu_instances_markdown,
+    item_memory_markdown,
     spectral_convs_markdown,
     stream_pieces_markdown,
     targets,
@@ -130,6 +131,22 @@ def test_the_spectral_convs_section_marks_the_kernels_served_spectral(tmp_path: 
     assert "| 128 x 24,000 | 3 | 5 | 14 | 28 | 0.5x | 7e-07 | no |" in text
     assert "| 128 x 24,000 | 11 | 5 | 44.8 | 28 | 1.6x | 7e-07 | yes |" in text
     assert "| spectral | 0.337 | 0.832x | 13.2 | 54.1 / 35.5 | 2/2 |" in text
+
+
+def test_the_item_memory_section_lists_each_run_newest_first_with_what_spectral_adds(tmp_path: Path) -> None:
+    assert "No run yet" in item_memory_markdown(tmp_path)
+    for date, spectral, note in (("2026-11-28T07:00:00+00:00", 415, "Before."), ("2026-11-28T08:00:00+00:00", 333, "")):
+        row = {"phonemes": 400, "audio_s": 22.8, "onednn_peak_mib": 309, "spectral_peak_mib": spectral,
+               "onednn_s": 9.3, "spectral_s": 7.7}  # fmt: skip
+        data = {"date": date, "cpu": "AMD EPYC", "threads": 2, "rounds": 2, "rows": [row]}
+        if note:
+            data["note"] = note
+        # The earlier run's name sorts last: the order comes from the dates they record.
+        (tmp_path / f"item-memory-2026-11-28{'-before' if note else ''}.json").write_text(json.dumps(data))
+    text = item_memory_markdown(tmp_path)
+    after, before = text.index("| 400 | 22.8 | 309 | 333 | +24 | 9.3 | 7.7 |"), text.index("| 309 | 415 | +106 |")
+    assert after < before
+    assert text.index("Before. Raw results: `" + str(tmp_path / "item-memory-2026-11-28-before.json")) > after
 
 
 def instances_run(instances: int, rate: float, **config: int) -> dict[str, Any]:
