@@ -864,6 +864,32 @@ def idle_release_markdown(results_dir: Path = ROOT / "bench" / "results") -> str
     )
 
 
+def release_above_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/release_above.py`` results: handing freed memory back between items."""
+    latest = latest_results(results_dir, "release-above-*.json")
+    if latest is None:
+        return "## Handing memory back between items\n\nNo run yet: `.venv/bin/python -m bench.release_above`.\n"
+    path, data = latest
+    rows = [
+        [mode, row["seconds"], " / ".join(str(r["seconds"]) for r in data["runs"] if r["mode"] == mode),
+         row["peak_mib"], row["releases"]]
+        for mode, row in data["summary"].items()
+    ]  # fmt: skip
+    return (
+        f"## Handing memory back between items ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.release_above` (`bench/release_above.py`): one process set up as the kokoro"
+        f" model sets itself up on CPU ({data['allocator']}, idle at {data['idle_mib']} MiB), {data['weights']},"
+        f" on {_machine_words(data)}. {len(data['phonemes'])} corpus sentences, short and long in turn"
+        f" ({min(data['phonemes'])}-{max(data['phonemes'])} phonemes), in batches of 4; per round each mode from"
+        " a process that has just handed its freed memory back, the order alternating by round: never while"
+        " working, after each item while RSS is above `PATTERN_TTS_RELEASE_MEMORY_ABOVE_MIB`'s default, after"
+        " every item. Seconds: median of the rounds; peak: the highest RSS sampled every 10 ms; releases per"
+        f" round. Raw results: `{shown(path)}`." + (f" {data['note']}" if "note" in data else "") + "\n\n"
+        + _table(["mode", "seconds", "seconds per round", "peak MiB", "releases"], rows)
+        + "\n"
+    )
+
+
 def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/chunk_limit.py`` results: phonemes per chunk, speed and audio."""
     latest = latest_results(results_dir, "chunk-limit-*.json")
@@ -1230,8 +1256,9 @@ def item_memory_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 def write_benchmarks_md(text: str) -> None:
     sections = [text, full_runs_markdown(), fidelity_markdown(), spectral_convs_markdown(), item_memory_markdown(),
                 fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(),
-                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), kokoro_imports_markdown(),
-                lead_split_markdown(), int8_convs_markdown(), gpu_markdown(), gpu_triton_markdown()]  # fmt: skip
+                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), release_above_markdown(),
+                kokoro_imports_markdown(), lead_split_markdown(), int8_convs_markdown(), gpu_markdown(),
+                gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")
 
 

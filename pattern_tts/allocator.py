@@ -25,12 +25,20 @@ next one: about 600 MiB with real weights. The next request then faults its memo
 cost 0.1-0.2 s of kernel time on 2 cores and no wall time that stood out of the noise
 (``python -m bench.idle_release``).
 
-Handing freed pages back while the model works (jemalloc's background threads with a finite
+While it works, the kokoro model also hands them back after each item whenever its RSS is above
+``release_memory_above_mib`` (:func:`release_if_above`): a long item's activations are then not held
+while shorter items follow, and the process peaks near its idle size plus one item's working memory.
+Between items the cost is what the next item faults in again, once: with 12 sentences of mixed length
+(14-413 phonemes) the default limit released after 3 of them, the process peaked at 1304 against 1469
+MiB, and the rounds took 2 % longer in the median, inside their spread of about 10 %; releasing after
+every item took 6 % longer (``python -m bench.release_above``).
+
+Handing freed pages back *during* an item (jemalloc's background threads with a finite
 ``dirty_decay_ms``, after 1 or 10 s) lowers the kokoro process's peak over those 16 sentences from
 1485 to 1206 MiB, and it goes back to 893 MiB after the work against staying at 1485. But every
 round was slower, by 8 to 42 %, 37 % in the median: the decoder's large activations are faulted in
-afresh again and again. Speed is the scarcer resource here, so the pages stay until the model is
-idle. An operator who wants them back sooner sets ``MALLOC_CONF`` (e.g.
+afresh again and again. Speed is the scarcer resource here, so within an item the pages stay. An
+operator who wants them back sooner sets ``MALLOC_CONF`` (e.g.
 ``background_thread:true,dirty_decay_ms:1000``), which pattern-tts passes through unchanged.
 """
 
@@ -114,6 +122,15 @@ def release_freed_memory() -> str:
     return "glibc"
 
 
+def release_if_above(limit_mib: float) -> bool:
+    """:func:`release_freed_memory` if this process's resident memory is above ``limit_mib``; whether it
+    did. Between items the cost is what the next item faults in again: within the noise of its time."""
+    if resident_mib() <= limit_mib:
+        return False
+    release_freed_memory()
+    return True
+
+
 def resident_mib(pid: int | str = "self") -> float:
     """Resident memory (``VmRSS``) of process ``pid``, this one by default, in MiB; NaN if it has none."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -186,5 +203,6 @@ __all__ = [
     "find_jemalloc",
     "in_use",
     "release_freed_memory",
+    "release_if_above",
     "resident_mib",
 ]

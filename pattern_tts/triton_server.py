@@ -125,6 +125,7 @@ def render_model_repository(settings: Settings, weights_dir: Path) -> Path:
         "spectral_convs": settings.spectral_convs,
         "compile_cache_dir": str(settings.cache_dir / "compile"),
         "release_memory_after_idle_s": str(settings.release_memory_after_idle_s),
+        "release_memory_above_mib": str(settings.release_memory_above_mib),
     }
     dest = settings.cache_dir / "model_repository"
     if dest.exists():

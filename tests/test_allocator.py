@@ -36,9 +36,23 @@ print(json.dumps({"in_use": allocator.in_use(), "settled": name, "before": befor
 """
 
 
-def run_child(env: dict[str, str]) -> dict[str, Any]:
+# The same freed memory, then release_if_above with a limit above the RSS, then with one below it.
+CHILD_ABOVE = """
+import json, torch
+from pattern_tts import allocator
+blocks = [torch.ones(25 << 20) for _ in range(4)]  # 4 x 100 MB
+del blocks
+before = allocator.resident_mib()
+above = allocator.release_if_above(before + 64)
+kept = allocator.resident_mib()
+below = allocator.release_if_above(kept - 64)
+print(json.dumps({"before": before, "above": above, "kept": kept, "below": below, "after": allocator.resident_mib()}))
+"""
+
+
+def run_child(env: dict[str, str], code: str = CHILD) -> dict[str, Any]:
     result = subprocess.run(
-        [sys.executable, "-c", CHILD], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], env={**os.environ, **env}, capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -88,6 +102,14 @@ def test_the_chosen_allocator_serves_the_child_and_gives_freed_memory_back() -> 
         assert float(report["before"]) - float(report["after"]) > 300, report
     else:  # glibc unmaps the large blocks itself; the trim leaves no more than it started with
         assert float(report["after"]) <= float(report["before"]) + 1, report
+
+
+def test_release_if_above_releases_only_past_its_limit() -> None:
+    report = run_child(allocator.allocator_env("auto"), CHILD_ABOVE)
+    assert report["above"] is False and report["below"] is True, report
+    assert abs(report["kept"] - report["before"]) < 16, report  # under the limit: nothing handed back
+    if allocator.find_jemalloc():  # jemalloc kept the 400 MB until the release
+        assert report["kept"] - report["after"] > 300, report
 
 
 def test_the_serve_stacks_kokoro_process_uses_the_allocator_auto_picks(stack) -> None:

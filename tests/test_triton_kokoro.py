@@ -10,6 +10,7 @@ import datetime as dt
 import re
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ def batched_decoder_stack(tiny_weights_dir: Path, tmp_path_factory: pytest.TempP
         batch_decoder="true",
         stream_priority="true",
         lead_split_max_in_flight=1000,  # as the shared stack: cut alike alone and among others
+        release_memory_above_mib=1,  # always above: its model hands freed memory back after every item
     ) as running:
         yield running
 
@@ -310,6 +312,43 @@ def test_kokoro_model_hands_freed_memory_back_once_idle(stack: Stack) -> None:
     assert after_s - 0.5 <= waited <= after_s + 10, waited
     before, after = map(float, re.findall(r"RSS (\d+) -> (\d+) MiB", events[0]["msg"])[0])
     assert after < before, events[0]["msg"]
+    assert memory_releases(stack, "idle") >= 1
+
+
+def memory_releases(stack: Stack, reason: str, at_least: float = 0.0) -> float:
+    """The kokoro model's ``pattern_tts_kokoro_memory_releases_total`` for ``reason``; waits up to 5 s
+    for ``at_least`` (the model counts a release after it has answered)."""
+    deadline = time.monotonic() + 5
+    while True:
+        text = httpx.get(stack.metrics_url).text
+        count = metric(text, "pattern_tts_kokoro_memory_releases_total", "kokoro", reason=reason)
+        if count >= at_least or time.monotonic() > deadline:
+            return count
+        time.sleep(0.1)
+
+
+def test_kokoro_model_hands_freed_memory_back_after_an_item_past_its_limit(
+    stack: Stack, batched_decoder_stack: Stack
+) -> None:
+    """`release_memory_above_mib`: past it, the kokoro model hands freed memory back after each item it
+    answers, and counts it. The batched-decoder stack's 1 MiB is always past; the shared stack's default
+    is above the tiny model's process at rest, so a short request there is not followed by a release."""
+    limits = {}
+    for name, running in (("default", stack), ("1 MiB", batched_decoder_stack)):
+        loaded = [line for line in running.log_text().splitlines() if "kokoro: loaded on" in line]
+        limits[name] = re.findall(r"release_memory_above_mib=(\w+)", loaded[-1])
+    default = Settings.model_fields["release_memory_above_mib"].default
+    assert limits == {"default": [str(default)], "1 MiB": ["1"]}
+    assert allocator.resident_mib(model_process(stack, "kokoro")) < default
+
+    before = {id(running): memory_releases(running, "above_limit") for running in (stack, batched_decoder_stack)}
+    for running in (stack, batched_decoder_stack):
+        # Closed when done: Triton's shutdown waits for open HTTP connections (up to its exit timeout).
+        with closing(httpclient.InferenceServerClient(running.triton_http_url)) as client:
+            client.infer("kokoro", kokoro_inputs(PHONEMES[0], "af_heart"))
+    released = before[id(batched_decoder_stack)] + 1
+    assert memory_releases(batched_decoder_stack, "above_limit", released) == released
+    assert memory_releases(stack, "above_limit") == before[id(stack)]
 
 
 def test_requests_cancelled_while_their_batch_runs_are_not_synthesised(stack: Stack) -> None:

@@ -67,21 +67,31 @@ class _Metrics:
             description="Seconds of audio synthesised (before the gateway trims silence where chunks meet)",
             kind=pb_utils.MetricFamily.COUNTER,
         )
+        releases = pb_utils.MetricFamily(
+            name="pattern_tts_kokoro_memory_releases_total",
+            description="Times the kokoro process handed the memory its requests freed back to the system: "
+            "once idle (reason=idle) or after an item, its RSS above release_memory_above_mib "
+            "(reason=above_limit)",
+            kind=pb_utils.MetricFamily.COUNTER,
+        )
         cancelled = pb_utils.MetricFamily(
             name="pattern_tts_kokoro_cancelled_requests_total",
             description="Requests answered as cancelled, not synthesised: their clients went away while "
             "they waited (stage=queued) or while their batch ran (stage=running)",
             kind=pb_utils.MetricFamily.COUNTER,
         )
-        self._families = [audio, cancelled]
+        self._families = [audio, releases, cancelled]
         self.audio_seconds = audio.Metric(labels=labels)
         self.cancelled = {
             stage: cancelled.Metric(labels={**labels, "stage": stage}) for stage in ("queued", "running")
         }
+        self.memory_releases = {
+            reason: releases.Metric(labels={**labels, "reason": reason}) for reason in ("idle", "above_limit")
+        }
 
     def close(self) -> None:
         """Drop the metrics, then their families (the stub refuses the other order)."""
-        del self.audio_seconds, self.cancelled
+        del self.audio_seconds, self.cancelled, self.memory_releases
         self._families.clear()
 
 
@@ -141,13 +151,16 @@ class TritonPythonModel:
         # So do a burst's activations, once the model has been idle for a while.
         idle_s = float(params.get("release_memory_after_idle_s") or 0)
         self.idle_release = allocator.ReleaseWhenIdle(idle_s, self._release_memory) if idle_s > 0 else None
+        # And after each item while the process holds more than this: on CPU the activations are its RSS.
+        above_mib = int(params.get("release_memory_above_mib") or 0)
+        self.release_above_mib = above_mib if device == "cpu" and above_mib > 0 else None
         pb_utils.Logger.log_info(
             f"kokoro: loaded on {device} in {loaded:.1f} s, warmed up in {warmup:.1f} s "
             f"(threads={torch.get_num_threads()}, batch_decoder={self.engine.batch_decoder}, "
             f"compile={self.engine.compile}, autocast={self.engine.autocast_dtype}, "
             f"spectral_convs={self.engine.batched.spectral_convs}, "
             f"voices={len(self.engine.voices.names())}, allocator={malloc}, "
-            f"release_memory_after_idle_s={idle_s:g})"
+            f"release_memory_after_idle_s={idle_s:g}, release_memory_above_mib={self.release_above_mib})"
         )
         if malloc == "glibc" and device == "cpu":
             pb_utils.Logger.log_warn(
@@ -159,6 +172,7 @@ class TritonPythonModel:
         """Called by ``self.idle_release`` once the model has been idle for its ``after_s``."""
         before = allocator.resident_mib()
         allocator.release_freed_memory()
+        self.metrics.memory_releases["idle"].increment(1)
         pb_utils.Logger.log_info(
             f"kokoro: idle {self.idle_release.after_s:g} s: released freed memory, "
             f"RSS {before:.0f} -> {allocator.resident_mib():.0f} MiB"
@@ -213,6 +227,8 @@ class TritonPythonModel:
                 seconds += item_seconds
                 replies.send(slots[k], response)
                 pending.discard(k)
+                if self.release_above_mib is not None and allocator.release_if_above(self.release_above_mib):
+                    self.metrics.memory_releases["above_limit"].increment(1)
         except Exception as exc:  # e.g. out of memory: fail what is left of this batch, keep serving
             pb_utils.Logger.log_error(f"kokoro: batch of {len(items)} failed: {type(exc).__name__}: {exc}")
             for k in sorted(pending):
