@@ -24,17 +24,12 @@ Writes ``bench/results/idle-release-<date>.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from pattern_tts import allocator
-from pattern_tts.cpu import onednn_env
+from bench.procs import served_child
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PROBES = {"one sentence": (90, 110), "long sentence": (270, 300)}  # phoneme counts
@@ -111,30 +106,19 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a sentence for BENCHMARKS.md: the machine, what else ran")
     args = parser.parse_args()
 
-    from bench.run import git_state, machine
     from bench.workload import CACHE, resolve_weights
 
     weights, kind, voice = resolve_weights(args.weights)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **allocator.allocator_env("auto", environ={}),
-           **onednn_env(environ={})}  # as `pattern-tts serve` gives Triton
-    command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.rounds), str(CACHE / "compile"),
-               json.dumps(PROBES)]  # fmt: skip
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the measuring process exited with {done.returncode}")
-    child = json.loads(done.stdout.strip().splitlines()[-1])
-    results: dict[str, Any] = {
-        "date": dt.date.today().isoformat(), "git": git_state(), "machine": machine(), "weights": kind,
-        "voice": voice, **child, "summary": summarize(child["runs"]),
-    }  # fmt: skip
-    if args.note:
-        results["note"] = args.note
+    child_args = [str(weights), voice, str(args.rounds), str(CACHE / "compile"), json.dumps(PROBES)]
+    results = served_child(CHILD, child_args, kind, voice, args.note)
+    results["summary"] = summarize(results["runs"])
 
-    print(f"\n{child['allocator']}; idle {child['idle_mib']} MiB, after the burst {child['burst_mib']} MiB ({kind})")
+    print(f"\n{results['allocator']}; idle {results['idle_mib']} MiB, after the burst {results['burst_mib']} MiB"
+          f" ({kind})")  # fmt: skip
     print(f"{'probe':<28} {'mode':<8} {'seconds':>8} {'page faults':>12} {'system s':>9} {'released MiB':>13}")
     for probe, modes in results["summary"].items():
         for mode, row in modes.items():
-            label = f"{probe} ({child['probes'][probe]} ph)"
+            label = f"{probe} ({results['probes'][probe]} ph)"
             print(f"{label:<28} {mode:<8} {row['seconds']:>8} {row['minor_faults']:>12.0f} {row['system_s']:>9}"
                   f" {row['released_mib']:>13.0f}")  # fmt: skip
     out = args.out or RESULTS / f"idle-release-{results['date']}.json"

@@ -1,10 +1,12 @@
 """Processes of a benchmark run: the machine-wide bench lock, free ports, start/stop, readiness, peak RSS,
-and the run's timestamped log lines."""
+a measuring process set up as Triton's, and the run's timestamped log lines."""
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import fcntl
+import json
 import os
 import signal
 import socket
@@ -273,3 +275,25 @@ class CpuWatch:
             "foreign_cpu_s": round(foreign, 1),
             "foreign_share": round(foreign / (self.wall_s * cpus), 3) if self.wall_s else 0.0,
         }
+
+
+def served_child(code: str, args: list[str], weights_kind: str, voice: str, note: str = "") -> dict[str, Any]:
+    """Run ``python -c code *args`` with the environment ``pattern-tts serve`` gives Triton (the allocator
+    ``auto`` picks, oneDNN's cache bound), offline, and return the results of a run: the date, git state,
+    machine, weights and voice, the JSON object the child printed last, and ``note`` if given."""
+    from bench.run import git_state, machine
+    from pattern_tts import allocator
+    from pattern_tts.cpu import onednn_env
+
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **allocator.allocator_env("auto", environ={}), **onednn_env(environ={})}
+    done = subprocess.run([sys.executable, "-c", code, *args], env=env, stdout=subprocess.PIPE, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"the measuring process exited with {done.returncode}")
+    child = json.loads(done.stdout.strip().splitlines()[-1])
+    results: dict[str, Any] = {
+        "date": dt.date.today().isoformat(), "git": git_state(), "machine": machine(), "weights": weights_kind,
+        "voice": voice, **child,
+    }  # fmt: skip
+    if note:
+        results["note"] = note
+    return results

@@ -25,17 +25,12 @@ Writes ``bench/results/release-above-<date>.json``.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
-import os
 import statistics
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from pattern_tts import allocator
-from pattern_tts.cpu import onednn_env
+from bench.procs import served_child
 from pattern_tts.settings import Settings
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -113,27 +108,15 @@ def main() -> None:
     parser.add_argument("--note", default="", help="a sentence for BENCHMARKS.md: the machine, what else ran")
     args = parser.parse_args()
 
-    from bench.run import git_state, machine
     from bench.workload import CACHE, resolve_weights
 
     weights, kind, voice = resolve_weights(args.weights)
     limits = {"keep until idle": None, f"above {DEFAULT_LIMIT_MIB} MiB": DEFAULT_LIMIT_MIB, "after every item": 0}
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", **allocator.allocator_env("auto", environ={}),
-           **onednn_env(environ={})}  # as `pattern-tts serve` gives Triton
-    command = [sys.executable, "-c", CHILD, str(weights), voice, str(args.rounds), str(CACHE / "compile"),
-               str(args.items), json.dumps(limits)]  # fmt: skip
-    done = subprocess.run(command, env=env, stdout=subprocess.PIPE, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"the measuring process exited with {done.returncode}")
-    child = json.loads(done.stdout.strip().splitlines()[-1])
-    results: dict[str, Any] = {
-        "date": dt.date.today().isoformat(), "git": git_state(), "machine": machine(), "weights": kind,
-        "voice": voice, **child, "summary": summarize(child["runs"]),
-    }  # fmt: skip
-    if args.note:
-        results["note"] = args.note
+    child_args = [str(weights), voice, str(args.rounds), str(CACHE / "compile"), str(args.items), json.dumps(limits)]
+    results = served_child(CHILD, child_args, kind, voice, args.note)
+    results["summary"] = summarize(results["runs"])
 
-    print(f"\n{child['allocator']}; idle {child['idle_mib']} MiB; phonemes per item {child['phonemes']} ({kind})")
+    print(f"\n{results['allocator']}; idle {results['idle_mib']} MiB; phonemes per item {results['phonemes']} ({kind})")
     print(f"{'mode':<20} {'seconds':>8} {'peak MiB':>9} {'releases':>9}")
     for mode, row in results["summary"].items():
         print(f"{mode:<20} {row['seconds']:>8} {row['peak_mib']:>9} {row['releases']:>9}")
