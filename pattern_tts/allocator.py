@@ -124,7 +124,7 @@ def release_freed_memory() -> str:
 
 def release_if_above(limit_mib: float) -> bool:
     """:func:`release_freed_memory` if this process's resident memory is above ``limit_mib``; whether it
-    did. Between items the cost is what the next item faults in again: within the noise of its time."""
+    did. Between items the cost is what the next item faults in again (``python -m bench.release_above``)."""
     if resident_mib() <= limit_mib:
         return False
     release_freed_memory()
