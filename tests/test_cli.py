@@ -241,8 +241,10 @@ def test_requests_cut_by_the_shutdown_timeout_fail_visibly_and_log_one_error(
     errors = [e["msg"] for e in events if e["level"] == "error"]
     assert re.fullmatch(r"Cancel [23] running task\(s\), timeout graceful shutdown exceeded", errors[0]), errors
     # Triton then gets its own shutdown_timeout_s, and the kokoro model's unload can outlast the 2 s here
-    # (no inference in flight); past it Triton says so.
-    assert all(e.startswith("failed to stop server: Internal - Exit timeout expired") for e in errors[1:]), errors
+    # (no inference in flight); past it Triton says so. Exiting then, Triton 2.51's gRPC server can also
+    # trip its own assertion (the cut requests' calls still open; once in a fresh-clone CI run).
+    triton_exit = ("failed to stop server: Internal - Exit timeout expired", "ASSERTION FAILED: grpc_cq_begin_op")
+    assert all(e.startswith(triton_exit) for e in errors[1:]), errors
     requests = [e["msg"] for e in events if e["logger"] == "gateway.access" and "path=/v1/audio/speech" in e["msg"]]
     assert len(requests) == 3, requests  # each request logged, the ones cut too
     (stream_line,) = [line for line in requests if "path=/v1/audio/speech " in line]
