@@ -93,16 +93,22 @@ def kokoro_inputs(phonemes: str, voice: str, seed: int = 0, protocol: Any = http
     return inputs
 
 
-def batch_stats(stack: Stack, at_least: float = 0.0) -> tuple[float, float]:
-    """(requests served, executions) of the kokoro model; waits until ``at_least`` requests show
-    (Triton updates its counters just after it sends a response)."""
-    deadline = time.monotonic() + 10
+def metrics_page(stack: Stack, name: str, at_least: float, timeout_s: float, **labels: str) -> str:
+    """The stack's metrics page once the kokoro model's ``name`` (with ``labels``) reaches ``at_least``,
+    or after ``timeout_s``: counters are updated just after a response is sent."""
+    deadline = time.monotonic() + timeout_s
     while True:
         text = httpx.get(stack.metrics_url).text
-        served = metric(text, "nv_inference_request_success", "kokoro")
-        if served >= at_least or time.monotonic() > deadline:
-            return served, metric(text, "nv_inference_exec_count", "kokoro")
+        if metric(text, name, "kokoro", **labels) >= at_least or time.monotonic() > deadline:
+            return text
         time.sleep(0.1)
+
+
+def batch_stats(stack: Stack, at_least: float = 0.0) -> tuple[float, float]:
+    """(requests served, executions) of the kokoro model; waits up to 10 s until ``at_least`` requests
+    show."""
+    text = metrics_page(stack, "nv_inference_request_success", at_least, 10)
+    return metric(text, "nv_inference_request_success", "kokoro"), metric(text, "nv_inference_exec_count", "kokoro")
 
 
 async def infer_concurrently(url: str, requests: list[tuple[str, str, int]]) -> list:
@@ -318,13 +324,8 @@ def test_kokoro_model_hands_freed_memory_back_once_idle(stack: Stack) -> None:
 def memory_releases(stack: Stack, reason: str, at_least: float = 0.0) -> float:
     """The kokoro model's ``pattern_tts_kokoro_memory_releases_total`` for ``reason``; waits up to 5 s
     for ``at_least`` (the model counts a release after it has answered)."""
-    deadline = time.monotonic() + 5
-    while True:
-        text = httpx.get(stack.metrics_url).text
-        count = metric(text, "pattern_tts_kokoro_memory_releases_total", "kokoro", reason=reason)
-        if count >= at_least or time.monotonic() > deadline:
-            return count
-        time.sleep(0.1)
+    name = "pattern_tts_kokoro_memory_releases_total"
+    return metric(metrics_page(stack, name, at_least, 5, reason=reason), name, "kokoro", reason=reason)
 
 
 def test_kokoro_model_hands_freed_memory_back_after_an_item_past_its_limit(
