@@ -80,6 +80,35 @@ def test_thousands_separator_is_read_as_one_number(raw_ja: Phonemizer) -> None:
     assert any("1,000" in w.word for w in chunk.words)
 
 
+@pytest.mark.parametrize(
+    ("digits", "kana"),
+    [
+        ("123456789", "いちおくにせんさんびゃくよんじゅうごまんろくせんななひゃくはちじゅうきゅう"),  # misaki's
+        ("1234567890", "じゅうにおくさんぜんよんひゃくごじゅうろくまんななせんはっぴゃくきゅうじゅう"),
+        ("100000000000", "せんおく"),
+        ("1000000000000", "いっちょう"),
+        ("80000000000000000", "はっけい"),
+        ("10000000000000000", "いっけい"),
+        ("09012345678", "ゼロ きゅう ゼロ いち に さん よん ご ろく なな はち"),  # a phone number
+        ("1" * 21, " ".join(["いち"] * 21)),  # past 京
+    ],
+)
+def test_long_numbers_are_read(digits: str, kana: str) -> None:
+    """misaki's Convert stops at 9 digits (it returns an English error message, then cutlet fails on
+    its digits): longer numbers are read by 万, 億, 兆 and 京, phone numbers digit by digit."""
+    assert japanese_g2p().read_number(digits) == kana
+
+
+def test_numbers_misaki_fails_on_are_spoken(raw_ja: Phonemizer) -> None:
+    (chunk,) = raw_ja.chunks("電話は09012345678です。")
+    assert chunk.phonemes.count("ʣeɾo") == 2 and chunk.phonemes.endswith("desɨ.")
+    assert "09012345678" in [w.word for w in chunk.words]
+    for text in ["1" * 10, "1" * 400, "٣ apples", "۱۲۳円"]:  # cutlet asserts on digits outside ASCII
+        chunks = raw_ja.chunks(text)
+        assert chunks and all(c.phonemes.strip() for c in chunks)
+    assert raw_ja.phonemize("۱۲۳円") == raw_ja.phonemize("123円")
+
+
 def test_vocab_and_json_shape(ja: Phonemizer) -> None:
     chunks = ja.chunks("\n".join(SENTENCES))
     check_chunks(chunks)

@@ -29,6 +29,14 @@ from .spans import Edit, OffsetMap
 _CLUSTER = re.compile(r".[\u0300-\u036f\u3099\u309a\uff9e\uff9f]*", re.DOTALL)
 _WAVE_DASH = frozenset("〜～")
 _DIGITS = re.compile(r"[0-9]+")
+# misaki's Convert reads at most 9 digits (up to 億); longer numbers are read here, four digits to a
+# unit (万 10^4, 億 10^8, 兆 10^12, 京 10^16), with the sound changes before 兆 and 京.
+_LONGEST_CONVERTED = 9
+_UNITS = ("", "まん", "おく", "ちょう", "けい")
+_GEMINATE = {  # unit -> reading endings that become a small tsu before it (一兆 いっちょう)
+    "ちょう": ("いち", "はち", "じゅう"),
+    "けい": ("いち", "ろく", "はち", "じゅう", "ひゃく"),
+}
 # A thousands separator ("1,000"): dropped, or misaki reads "1,000" as "one, zero".
 _THOUSANDS = re.compile(r"(?<=[0-9０-９])[,，](?=[0-9０-９]{3}(?![0-9０-９]))")
 _SPACES = re.compile(r"\s+")
@@ -108,13 +116,17 @@ class JapaneseG2P:
         for k, v in self._cutlet_module.Katakana_Phonetic_Extensions.items():
             piece = piece.replace(k, v)
         piece = unicodedata.normalize("NFKC", piece)
+        if len(piece) == 1 and not piece.isascii() and unicodedata.decimal(piece, None) is not None:
+            piece = str(unicodedata.decimal(piece))  # ٣ -> 3 (cutlet fails on digits outside ASCII)
         piece = self._mojimoji.zen_to_han(piece, kana=False)
         return self._mojimoji.han_to_zen(piece, digit=False, ascii=False)
 
     def normalize(self, text: str) -> tuple[OffsetMap, OffsetMap]:
         """``text`` normalised (first map) and with numbers read out as kana (second map).
 
-        One deliberate difference from misaki: thousands separators are dropped first.
+        Deliberate differences from misaki, where misaki fails: thousands separators are dropped
+        first, digits outside ASCII (٣) are read as their ASCII digit, and numbers past 9 digits are
+        read by :meth:`read_number`.
         """
         edits = [Edit(m.start(), m.end(), "") for m in _THOUSANDS.finditer(text)]
         separators = {e.start for e in edits}
@@ -126,11 +138,33 @@ class JapaneseG2P:
             if new != piece:
                 edits.append(Edit(m.start(), m.end(), new))
         normalized = OffsetMap.apply(text, edits)
-        convert: Callable[[str], str] = self._cutlet_module.Convert
         numbers = [
-            Edit(m.start(), m.end(), " " + convert(m.group(0))) for m in _DIGITS.finditer(normalized.text)
+            Edit(m.start(), m.end(), " " + self.read_number(m.group(0)))
+            for m in _DIGITS.finditer(normalized.text)
         ]
         return normalized, OffsetMap.apply(normalized.text, numbers)
+
+    def read_number(self, digits: str) -> str:
+        """Kana for a run of ASCII digits: misaki's ``Convert`` up to 9 digits (its limit; past it,
+        it returns an English error message). Longer numbers by 万, 億, 兆 and 京; a longer one that
+        starts with 0 (a phone number) or one past 京 (20 digits), digit by digit."""
+        convert: Callable[[str], str] = self._cutlet_module.Convert
+        if len(digits) <= _LONGEST_CONVERTED:
+            return convert(digits)
+        if digits.startswith("0") or len(digits) > 4 * len(_UNITS):
+            return " ".join(convert(d) for d in digits)
+        groups = [digits[max(0, end - 4) : end] for end in range(len(digits), 0, -4)]  # lowest first
+        words = []
+        for group, unit in zip(groups, _UNITS, strict=False):
+            if int(group) == 0:
+                continue
+            reading = convert(group)
+            for ending in _GEMINATE.get(unit, ()):
+                if reading.endswith(ending):
+                    reading = reading[: -len(ending)] + ending[:-1] + "っ"
+                    break
+            words.append(reading + unit)
+        return "".join(reversed(words))
 
     # -- tagging and romanisation --------------------------------------------------------------
     def _tagged(self, text: str) -> tuple[list[Any], list[tuple[int, int]]]:

@@ -21,6 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from misaki.en import CURRENCIES
 from num2words import num2words
 
 from .spans import Edit, OffsetMap
@@ -63,6 +64,12 @@ GENERAL_ABBREVIATIONS = {
 CAN_END_SENTENCE = frozenset({"inc.", "corp."})  # their period may also be a full stop
 TEMPERATURE_UNITS = {"C": "Celsius", "F": "Fahrenheit", "K": "Kelvin"}
 DENOMINATORS = {2: ("half", "halves"), 4: ("quarter", "quarters")}
+# Numbers: misaki's lexicon names the powers of a thousand up to octillion (30 digits); num2words
+# raises past 10**303. Digit strings longer than LONGEST_QUANTITY are read digit by digit.
+# A cardinal's separators: 1,000,000 or the Indian 10,00,000.
+CARDINAL_GROUPING = re.compile(r"\d{1,3}(?:,\d{3})+|\d{1,2}(?:,\d{2})+,\d{3}")
+LONGEST_CARDINAL = 30
+LONGEST_QUANTITY = 15
 
 # A rule returning this keeps the matched text as it is and hides it from later rules.
 PROTECT = "\x00protect"
@@ -160,6 +167,42 @@ def _url(m: re.Match[str], ctx: Context) -> str | None:
 def _phone(m: re.Match[str], ctx: Context) -> str | None:
     groups = re.findall(r"\d+", m.group(0))
     return ", ".join(" ".join(_words(int(d)) for d in group) for group in groups)
+
+
+def _spoken_digits(digits: str) -> str:
+    """Each digit as a word: ``"4111"`` -> ``"four one one one"``."""
+    return " ".join(_words(int(d)) for d in digits)
+
+
+def _digit_string(digits: str) -> str:
+    """``digits`` as misaki should read them: as they are up to LONGEST_QUANTITY, else one by one in fours."""
+    if len(digits) <= LONGEST_QUANTITY:
+        return digits
+    return ", ".join(_spoken_digits(digits[i : i + 4]) for i in range(0, len(digits), 4))
+
+
+def _digit_groups(m: re.Match[str], ctx: Context) -> str | None:
+    """Digits joined by commas that are not a cardinal misaki can read: a list, or a huge number."""
+    number = m.group(0)
+    if not CARDINAL_GROUPING.fullmatch(number):
+        # 1,2,3 -> 1, 2, 3 (misaki reads "one hundred twenty three")
+        return ", ".join(_digit_string(group) for group in number.split(","))
+    if len(number.replace(",", "")) <= LONGEST_CARDINAL:
+        return None  # 1,000,000: misaki reads it
+    return ", ".join(_spoken_digits(group) for group in number.split(","))  # past octillion
+
+
+def _long_digits(m: re.Match[str], ctx: Context) -> str | None:
+    """A digit string too long to be a quantity (a card number, an ID): digit by digit, in fours.
+
+    A decimal part is read digit by digit after "point"; a currency sign before the number is read
+    after it (misaki would name the currency after every word).
+    """
+    currency, digits, fraction = m.group(1), m.group(2), m.group(3)
+    words = _digit_string(digits) + (f" point {_spoken_digits(fraction)}" if fraction else "")
+    words += f" {CURRENCIES[currency][0]}s" if currency else ""
+    before, after = ctx.text[m.start() - 1 : m.start()], ctx.text[m.end() : m.end() + 1]
+    return (" " if before.isalpha() else "") + words + (" " if after.isalnum() else "")
 
 
 def _date(year: str, month: int, day: int, ctx: Context) -> str | None:
@@ -294,6 +337,14 @@ RULES: tuple[Rule, ...] = (
     # misaki reads a leading minus only sometimes ("said -3" comes out silent).
     Rule("minus", re.compile(r"(?<![\w.,/-])-(?=\d)"), lambda m, ctx: "minus "),
     Rule("fraction", re.compile(r"(?<![\d/.])(?:(\d+) )?([1-9])/([2-9]|10)(?![\d/])"), _fraction),
+    # Digits joined by commas: a list ("1,2,3") or a number too big to name. misaki reads any of them
+    # as one cardinal ("one hundred twenty three"), and fails past 10**303.
+    Rule("digit_groups", re.compile(r"(?<![\d.,])\d+(?:,\d+)+(?!\d)"), _digit_groups),
+    Rule(
+        "long_digits",
+        re.compile(rf"(?<![\d.,])([{''.join(CURRENCIES)}]?)(\d{{{LONGEST_QUANTITY + 1},}})(?:\.(\d+))?"),
+        _long_digits,
+    ),
     Rule("temperature", re.compile(r"(?<=\d) ?° ?([CFK])\b"), _temperature),
     Rule("title", re.compile(r"\b(" + _abbreviation_pattern(list(TITLES)) + r")(?= [A-Z])"), _title),
     Rule(
