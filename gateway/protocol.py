@@ -7,9 +7,10 @@ fields are kept in `model_extra` so that the service can ignore them (default) o
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 
 AudioFormat = Literal["mp3", "opus", "aac", "flac", "wav", "pcm"]
 StreamFormat = Literal["audio", "sse"]
@@ -45,6 +46,22 @@ LANG_ALIASES: dict[str, str] = {
     "jp": "j",
     "japanese": "j",
 }
+
+
+# A UTF-16 surrogate on its own: JSON can carry one ("\\udcff"), UTF-8 cannot encode it.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode_text(value: str) -> str:
+    if m := _LONE_SURROGATE.search(value):
+        raise ValueError(
+            f"contains a lone UTF-16 surrogate ({m.group(0)!r}) at character {m.start()}; send valid Unicode text"
+        )
+    return value
+
+
+# Text that is sent on to the models (as UTF-8).
+UnicodeText = Annotated[str, AfterValidator(_unicode_text)]
 
 
 def _voice_id(value: Any) -> Any:
@@ -98,7 +115,7 @@ class SpeechRequest(BaseModel):
         default="kokoro",
         description="Model id. `kokoro`, `tts-1`, `tts-1-hd` and `gpt-4o-mini-tts` all run Kokoro-82M.",
     )
-    input: str = Field(
+    input: UnicodeText = Field(
         description="Text to speak (or Kokoro phonemes when `input_type` is `phonemes`).",
     )
     voice: VoiceField = Field(
@@ -144,7 +161,7 @@ class PhonemizeRequest(BaseModel):
 
     model_config = ConfigDict(extra="allow")
 
-    input: str = Field(description="Text to convert to Kokoro phonemes.")
+    input: UnicodeText = Field(description="Text to convert to Kokoro phonemes.")
     lang: Annotated[str, BeforeValidator(_lang_code)] = Field(
         default="a", description="Kokoro language code (`a` American, `b` British English, `j` Japanese)."
     )

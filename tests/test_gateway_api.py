@@ -300,6 +300,25 @@ def test_phonemize_japanese(http: httpx.Client) -> None:
     assert r.json()["phonemes"] == "koɲɲiʨiβa. kʲoː no seʦɨmeː o haʥimemasɨ."
 
 
+def test_numbers_misaki_cannot_read_are_spoken(http: httpx.Client) -> None:
+    """Long numbers went to num2words or cutlet, which raise (a 500): they are read digit by digit."""
+    for text, lang in [("Card 4111111111111111, total " + "9" * 400 + ".", "a"), ("電話は09012345678です。", "j")]:
+        r = http.post("/v1/audio/phonemize", json={"input": text, "lang": lang})
+        assert r.status_code == 200, r.text
+        assert len(r.json()["phonemes"]) > 30
+
+
+@pytest.mark.parametrize("path", ["/v1/audio/speech", "/v1/audio/phonemize"])
+def test_lone_surrogates_in_input_are_400(http: httpx.Client, path: str) -> None:
+    """JSON can carry a lone UTF-16 surrogate, UTF-8 cannot: a client error, not a 500."""
+    body = b'{"input": "Hello \\udcff world", "voice": "af_heart"}'
+    r = http.post(path, content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["param"] == "input" and err["code"] == "invalid_value"
+    assert "surrogate" in err["message"] and "character 6" in err["message"]
+
+
 def test_speed_changes_duration(http: httpx.Client, reference: np.ndarray) -> None:
     body = {"input": TEXT, "voice": "af_heart", "response_format": "pcm", "speed": 2.0}
     assert len(http.post("/v1/audio/speech", json=body).content) / 2 < len(reference)
