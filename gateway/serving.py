@@ -8,7 +8,7 @@ import json
 import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
 import numpy as np
@@ -68,6 +68,13 @@ KEEP_LEAD_FRAMES = 2
 Join = Literal["paragraph", "chunk", "piece"]  # how a chunk follows the one before
 KEEP_TAIL_FRAMES: dict[Join, int] = {"piece": 6, "chunk": 16}
 _LEAD_END = re.compile(r"[.!?…,;:—–]+[\"”')\]]*(?=\s)")
+# Where `split_blocks` cuts a long input, best first: after a paragraph break, a sentence end, a
+# space. (A Japanese sentence end needs no space after it.)
+_BLOCK_ENDS = (
+    re.compile(r"\n\s*"),
+    re.compile(r"[.!?…]+[\"”')\]]*\s+|[。！？]+[」』）]*\s*"),
+    re.compile(r"\s+"),
+)
 _SPLIT_AT = (re.compile(r"[.!?…]+\s+"), re.compile(r"[,;:—–]+\s+"), re.compile(r"\s+"))
 # Kana (full and half width) and CJK ideographs: text a Japanese voice reads as Japanese.
 _JAPANESE_SCRIPT = re.compile(
@@ -94,6 +101,32 @@ def split_phonemes(phonemes: str, limit: int = MAX_PHONEMES) -> list[str]:
     if text:
         out.append(text)
     return [c for c in out if c]
+
+
+@dataclass(frozen=True)
+class Block:
+    """A piece of a long text input that goes to the g2p model in one call."""
+
+    text: str
+    continues_paragraph: bool  # cut from the block before inside a paragraph, not at a line break
+
+
+def split_blocks(text: str, limit: int) -> list[Block]:
+    """`text` cut into blocks of at most `limit` characters (0: one block), each cut after the last
+    paragraph break in reach, else the last sentence end, else the last space (else at `limit`).
+    The blocks joined give `text` back."""
+    blocks: list[Block] = []
+    continues = False
+    while limit > 0 and len(text) > limit:
+        cut, at_break = limit, False
+        for rank, pattern in enumerate(_BLOCK_ENDS):
+            ends = [m.end() for m in pattern.finditer(text, 0, limit) if m.start() > 0]
+            if ends:
+                cut, at_break = ends[-1], rank == 0
+                break
+        blocks.append(Block(text[:cut], continues))
+        text, continues = text[cut:], not at_break
+    return [*blocks, Block(text, continues)]
 
 
 def split_lead(
@@ -243,11 +276,15 @@ class Prepared:
     chunks: list[Chunk]
     jobs: list[KokoroJob]
     joins: list[Join]
+    rest: list[Block] = field(default_factory=list)  # blocks of the input not yet through G2P
 
     def trim(self, index: int, result: Synthesized) -> Synthesized:
         """Chunk `index`'s audio trimmed where it meets the chunks before and after it."""
         lead = index < len(self.joins) and self.joins[index] != "paragraph"
-        after = self.joins[index + 1] if index + 1 < len(self.joins) else "paragraph"
+        if index + 1 < len(self.joins):
+            after = self.joins[index + 1]
+        else:  # the last chunk so far: the next block's first chunk may not be known yet
+            after = "chunk" if self.rest and self.rest[0].continues_paragraph else "paragraph"
         return trim_silence(result, lead, KEEP_TAIL_FRAMES.get(after))
 
 
@@ -354,32 +391,60 @@ class SpeechService:
         )
 
     async def prepare(self, req: SpeechRequest, info: dict[str, Any]) -> Prepared:
-        """Validate, resolve the voice, and turn the input into phoneme chunks."""
+        """Validate, resolve the voice, and turn the input into phoneme chunks: all of them, or for a
+        long text those of its first block (`Prepared.rest` holds the others, see `more_jobs`)."""
         info.update(chars=len(req.input), format=req.response_format)
         self.check_fields(req)
         self.check_input(req.input)
         voice = self.voices.resolve(req.voice)
         info["voice"] = voice.spec
+        prep = Prepared(req, voice, [], [], [])
         if req.input_type == "phonemes":
             texts = split_phonemes(req.input)
             self.check_phonemes(texts)
             chunks = [Chunk(p, p, phoneme_words(p), i > 0) for i, p in enumerate(texts)]
         else:
-            chunks = await self.triton.g2p(req.input, self.g2p_lang(req, voice))
+            first, *prep.rest = split_blocks(req.input, self.settings.g2p_block_chars)
+            chunks = await self.triton.g2p(first.text, self.g2p_lang(req, voice))
         chunks = [c for c in chunks if c.phonemes.strip()]
-        joins: list[Join] = ["chunk" if c.continues_paragraph else "paragraph" for c in chunks]
         if chunks:
             idle = self.triton.kokoro_in_flight <= self.settings.lead_split_max_in_flight
             pieces = split_lead(chunks[0]) if idle else halve_long(chunks[0])
-            chunks = pieces + chunks[1:]
-            joins = joins[:1] + ["piece"] * (len(pieces) - 1) + joins[1:]
-        base = req.seed or 0
-        jobs = [
-            KokoroJob(c.phonemes, voice.spec, req.speed, (base + i) % 2**62, self.priority(i))
-            for i, c in enumerate(chunks)
-        ]
-        info["chunks"] = len(chunks)
-        return Prepared(req, voice, chunks, jobs, joins)
+            self.add_chunks(prep, pieces, then="piece")
+            self.add_chunks(prep, chunks[1:])
+        info["chunks"] = len(prep.chunks)
+        return prep
+
+    def add_chunks(
+        self, prep: Prepared, chunks: list[Chunk], first: Join | None = None, then: Join | None = None
+    ) -> list[KokoroJob]:
+        """Append `chunks` and their kokoro jobs to `prep`; return the jobs. The first chunk follows
+        the chunks before as `first`, each next one as `then` (None: as its paragraph says; the
+        request's first chunk is always a `paragraph`)."""
+        base = prep.request.seed or 0
+        jobs: list[KokoroJob] = []
+        for chunk in chunks:
+            join = first if not jobs else then
+            if not prep.chunks or join is None:
+                join = "chunk" if prep.chunks and chunk.continues_paragraph else "paragraph"
+            index = len(prep.chunks)
+            seed = (base + index) % 2**62
+            job = KokoroJob(chunk.phonemes, prep.voice.spec, prep.request.speed, seed, self.priority(index))
+            prep.chunks.append(chunk)
+            prep.joins.append(join)
+            prep.jobs.append(job)
+            jobs.append(job)
+        return jobs
+
+    async def more_jobs(self, prep: Prepared) -> AsyncIterator[KokoroJob]:
+        """The kokoro jobs of `prep.rest`, one block through G2P at a time, its chunks added to `prep`."""
+        lang = self.g2p_lang(prep.request, prep.voice)
+        while prep.rest:
+            chunks = await self.triton.g2p(prep.rest[0].text, lang)
+            block = prep.rest.pop(0)
+            chunks = [c for c in chunks if c.phonemes.strip()]
+            for job in self.add_chunks(prep, chunks, "chunk" if block.continues_paragraph else "paragraph"):
+                yield job
 
     def priority(self, index: int) -> int:
         """Triton priority level of a request's chunk `index` (0-based): its place in the request,
@@ -391,15 +456,13 @@ class SpeechService:
     async def _start(self, prep: Prepared, client_gone: ClientGone | None) -> tuple[ChunkSynthesis, Synthesized]:
         """Send every chunk to Triton; wait for the first (so its errors are still a 4xx), or until
         the client goes away (a 499: its chunk calls are cancelled while still in Triton's queue)."""
-        synthesis = self.triton.synthesize_all(prep.jobs)
-        if not prep.jobs:
-            return synthesis, _silence()
+        synthesis = self.triton.synthesize_all(prep.jobs, self.more_jobs(prep) if prep.rest else None)
         try:
-            first = await until_client_gone(anext(synthesis), client_gone)
+            first = await until_client_gone(anext(synthesis, None), client_gone)
         except BaseException:
             synthesis.cancel()
             raise
-        return synthesis, first
+        return synthesis, first if first is not None else _silence()
 
     # --- POST /v1/audio/speech ---------------------------------------------------------------
     async def speech(
@@ -432,7 +495,7 @@ class SpeechService:
         def handed_out(trimmed: Synthesized) -> Synthesized:
             nonlocal samples
             samples += len(trimmed.waveform)
-            info["audio_s"] = round(samples / SAMPLE_RATE, 3)
+            info.update(audio_s=round(samples / SAMPLE_RATE, 3), chunks=len(prep.chunks))
             return trimmed
 
         yield handed_out(prep.trim(0, first))
@@ -460,7 +523,6 @@ class SpeechService:
         self, prep: Prepared, synthesis: ChunkSynthesis, first: Synthesized, info: dict[str, Any]
     ) -> AsyncIterator[str]:
         encoder = audio.StreamEncoder(prep.request.response_format)
-        in_tokens = sum(len(j.phonemes) for j in prep.jobs)
         out_tokens = 0
         try:
             async for result in self._results(prep, synthesis, first, info):
@@ -471,6 +533,7 @@ class SpeechService:
             tail = await _close(encoder)
             if tail:
                 yield _event(SpeechAudioDelta(audio=base64.b64encode(tail).decode()))
+            in_tokens = sum(len(j.phonemes) for j in prep.jobs)
             usage = Usage(
                 input_tokens=in_tokens, output_tokens=out_tokens, total_tokens=in_tokens + out_tokens
             )

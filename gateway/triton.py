@@ -1,8 +1,8 @@
 """Async client of the Triton `g2p` and `kokoro` models (see docs/architecture.md).
 
-One `g2p` call per request, then one `kokoro` call per chunk. The chunk calls run concurrently (up
-to `window` at a time per request) so that the chunks of one request and of many requests meet in
-Triton's dynamic batcher; results are consumed in chunk order.
+One `g2p` call per request (per block of a long text), then one `kokoro` call per chunk. The chunk
+calls run concurrently (up to `window` at a time per request) so that the chunks of one request and
+of many requests meet in Triton's dynamic batcher; results are consumed in chunk order.
 
 Inference goes over gRPC: the asyncio HTTP client measured about 20 ms slower per second of audio
 received than gRPC (or the blocking HTTP client), and a cancelled gRPC call cancels the request in
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -182,9 +182,12 @@ class TritonClient:
         self.kokoro_in_flight -= 1
         _retrieve(task)
 
-    def synthesize_all(self, jobs: Sequence[KokoroJob]) -> ChunkSynthesis:
-        """Start the chunks' calls (up to `window` at once); iterate the results in order."""
-        return ChunkSynthesis(self, jobs, self.window, self.head_start_s)
+    def synthesize_all(
+        self, jobs: Sequence[KokoroJob], more: AsyncIterator[KokoroJob] | None = None
+    ) -> ChunkSynthesis:
+        """Start the chunks' calls (up to `window` at once), then those of `more` as it yields them;
+        iterate the results in order."""
+        return ChunkSynthesis(self, jobs, self.window, self.head_start_s, more)
 
 
 class ChunkSynthesis:
@@ -193,10 +196,17 @@ class ChunkSynthesis:
     The first chunk is sent `head_start_s` before the others (a little over Triton's batching
     delay), so that it forms or joins an earlier batch and its audio can stream while the rest of
     the request is synthesised; the other chunks are then all sent at once (up to `window`).
+    Jobs that `more` yields (the later blocks of a long input, as G2P converts them) are queued
+    behind them as they come; its error is raised where its next result would have been.
     """
 
     def __init__(
-        self, client: TritonClient, jobs: Sequence[KokoroJob], window: int, head_start_s: float = 0.0
+        self,
+        client: TritonClient,
+        jobs: Sequence[KokoroJob],
+        window: int,
+        head_start_s: float = 0.0,
+        more: AsyncIterator[KokoroJob] | None = None,
     ) -> None:
         self._client = client
         self._jobs = deque(jobs)
@@ -204,14 +214,34 @@ class ChunkSynthesis:
         self._tasks: deque[asyncio.Task[Synthesized]] = deque()
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
-        if head_start_s > 0 and len(self._jobs) > 1:
+        self._fed = asyncio.Event()  # set whenever `more` yields or ends
+        self._feed_error: Exception | None = None
+        self._feeder = asyncio.ensure_future(self._feed(more)) if more is not None else None
+        if head_start_s > 0 and self._jobs and (len(self._jobs) > 1 or self._feeder is not None):
             self._start(self._jobs.popleft())
             self._timer = asyncio.get_running_loop().call_later(head_start_s, self._fill)
         else:
             self._fill()
 
+    async def _feed(self, more: AsyncIterator[KokoroJob]) -> None:
+        try:
+            async for job in more:
+                self._jobs.append(job)
+                if self._timer is None:
+                    self._fill()
+                self._fed.set()
+        except Exception as exc:  # raised to the consumer once it has had every result before it
+            self._feed_error = exc
+        finally:
+            self._fed.set()
+
     def _start(self, job: KokoroJob) -> None:
         self._tasks.append(self._client.start_synthesis(job))
+
+    def _start_now(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._fill()
 
     def _fill(self) -> None:
         self._timer = None
@@ -222,10 +252,20 @@ class ChunkSynthesis:
         return self
 
     async def __anext__(self) -> Synthesized:
-        if not self._tasks:
-            raise StopAsyncIteration
         try:
+            while not self._tasks:
+                if self._jobs:  # the first chunk came back before its head start ran out
+                    self._start_now()
+                elif self._feeder is None or self._feeder.done():
+                    if self._feed_error is not None:
+                        raise self._feed_error
+                    raise StopAsyncIteration
+                else:
+                    self._fed.clear()
+                    await self._fed.wait()
             result = await self._tasks[0]
+        except StopAsyncIteration:
+            raise
         except BaseException:
             self.cancel()
             raise
@@ -241,6 +281,8 @@ class ChunkSynthesis:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._feeder is not None and not self._feeder.done():
+            self._feeder.cancel()
         while self._tasks:
             self._tasks.popleft().cancel()
 

@@ -72,6 +72,14 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(
         default=100_000, ge=1, description="Longest accepted `input`, in characters."
     )
+    g2p_block_chars: int = Field(
+        default=2_000,
+        ge=0,
+        description="A longer text `input` goes to the g2p model in blocks of at most this many "
+        "characters, cut at a paragraph, sentence or word end: synthesis starts once the first block "
+        "is converted, and other requests' conversions run between blocks instead of waiting for the "
+        "whole text (bench/long_input.py). 0: the whole input in one call.",
+    )
     strict_request_fields: bool = Field(
         default=False,
         description="Reject unknown request fields with a 400 instead of ignoring them.",

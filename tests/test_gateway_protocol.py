@@ -19,9 +19,12 @@ from gateway.serving import (
     FRAME_SAMPLES,
     KEEP_LEAD_FRAMES,
     KEEP_TAIL_FRAMES,
+    Block,
+    Prepared,
     SpeechService,
     halve_long,
     phoneme_words,
+    split_blocks,
     split_lead,
     split_phonemes,
     trim_silence,
@@ -292,6 +295,76 @@ def test_requests_whose_g2p_returns_together_do_not_all_read_the_model_as_idle(
     assert first >= 2  # the model was idle: growing pieces, early first audio
     assert second == 1  # the first request's calls were already counted
     assert left == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "blocks"),
+    [
+        ("One two. Three four.", 0, [("One two. Three four.", False)]),
+        ("One two. Three four.", 20, [("One two. Three four.", False)]),
+        ("One two.\nThree. Four five six.", 21, [("One two.\n", False), ("Three. Four five six.", False)]),
+        ("One two. Three four. Five.", 22, [("One two. Three four. ", False), ("Five.", True)]),
+        ("One two three four five", 12, [("One two ", False), ("three four ", True), ("five", True)]),
+        ("x" * 25, 10, [("x" * 10, False), ("x" * 10, True), ("x" * 5, True)]),
+        ("今日は晴れ。明日は雨。あさって", 8, [("今日は晴れ。", False), ("明日は雨。", True), ("あさって", True)]),
+    ],
+)
+def test_split_blocks(text: str, limit: int, blocks: list[tuple[str, bool]]) -> None:
+    """A long input's blocks for G2P: cut after a paragraph break, else a sentence end, else a space;
+    `continues_paragraph` unless cut at a line break; nothing lost."""
+    got = split_blocks(text, limit)
+    assert [(b.text, b.continues_paragraph) for b in got] == blocks
+    assert "".join(b.text for b in got) == text
+
+
+def test_long_input_streams_after_its_first_blocks_g2p(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the first block's G2P is waited for; the others run one at a time while it is
+    synthesised, and their chunks follow in order (each block here: one chunk of one word)."""
+    g2p_calls: list[str] = []
+
+    async def g2p(self: TritonClient, text: str, lang: str = "a") -> list[Chunk]:
+        g2p_calls.append(text)
+        await asyncio.sleep(0.05)
+        return [Chunk(text, "wˈʌn", phoneme_words("wˈʌn"))]
+
+    async def synthesize(self: TritonClient, job: object) -> Synthesized:
+        await asyncio.sleep(0.01)
+        return Synthesized(np.full(4 * FRAME_SAMPLES, 0.5, np.float32), np.array([1, 2, 1], np.int64))
+
+    monkeypatch.setattr(TritonClient, "g2p", g2p)
+    monkeypatch.setattr(TritonClient, "synthesize", synthesize)
+    text = " ".join(f"Word{i}." for i in range(10))  # 10 blocks of at most 8 characters
+
+    async def speak() -> tuple[int, bytes, dict[str, Any]]:
+        triton = TritonClient("127.0.0.1:1", "127.0.0.1:1")
+        service = SpeechService(Settings(g2p_block_chars=8), triton, VoiceCatalogue(None))
+        info: dict[str, Any] = {}
+        response = await service.speech(_req(input=text, response_format="pcm"), info)
+        calls_when_answered = len(g2p_calls)
+        body = b"".join([chunk async for chunk in response.body_iterator if isinstance(chunk, bytes)])
+        await triton.close()
+        return calls_when_answered, body, info
+
+    calls_when_answered, body, info = asyncio.run(speak())
+    assert calls_when_answered <= 2  # the first block's, and perhaps the second's started
+    assert g2p_calls == [f"Word{i}. " for i in range(9)] + ["Word9."]
+    assert info["chunks"] == 10
+    assert len(body) == 10 * 4 * FRAME_SAMPLES * 2  # every chunk, in full (loud: nothing trimmed)
+
+
+def test_the_chunk_before_a_pending_block_is_trimmed_as_its_join_says() -> None:
+    """Before the next block's chunks are known, the last chunk's tail is trimmed as the block
+    joins: `chunk` inside a paragraph, `paragraph` (nothing trimmed) after a line break."""
+    wave = np.concatenate([np.zeros(5 * FRAME_SAMPLES), np.full(4 * FRAME_SAMPLES, 0.5), np.zeros(30 * FRAME_SAMPLES)])
+    result = Synthesized(wave.astype(np.float32), np.array([5, 4, 30], np.int64))
+    chunk = Chunk("a", "a")
+
+    def trimmed_frames(rest: list[Block]) -> int:
+        prep = Prepared(_req(), cast(Any, None), [chunk], [], ["paragraph"], rest)
+        return len(prep.trim(0, result).waveform) // FRAME_SAMPLES
+
+    assert trimmed_frames([Block("b", True)]) == 5 + 4 + KEEP_TAIL_FRAMES["chunk"]
+    assert trimmed_frames([Block("b", False)]) == trimmed_frames([]) == 39
 
 
 def test_halve_long_cuts_a_long_chunk_once_past_its_middle() -> None:

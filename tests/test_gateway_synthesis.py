@@ -7,6 +7,7 @@ exercised in `test_gateway_api.py`.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import numpy as np
 import pytest
@@ -105,3 +106,60 @@ def test_error_of_a_chunk_cancels_the_rest() -> None:
     rec = asyncio.run(run())
     assert rec.cancelled == ["c"]
     assert rec.kokoro_in_flight == 0
+
+
+async def _feed(names: str, delay: float, fail_after: int | None = None) -> AsyncIterator[KokoroJob]:
+    """Jobs as a long input's later blocks give them: each after `delay` (its G2P call)."""
+    for i, job in enumerate(_jobs(names)):
+        await asyncio.sleep(delay)
+        if i == fail_after:
+            raise BadRequest("g2p failed")
+        yield job
+
+
+def test_jobs_fed_later_start_as_they_come_and_keep_their_order() -> None:
+    async def run() -> Recorder:
+        rec = Recorder({"a": 0.3, "b": 0.3} | {n: 0.0 for n in "cdef"})
+        rec.t0 = asyncio.get_running_loop().time()
+        synthesis = ChunkSynthesis(rec, _jobs("ab"), window=8, head_start_s=0.02, more=_feed("cdef", 0.01))
+        assert await _collect(synthesis) == list("abcdef")
+        return rec
+
+    starts = dict(asyncio.run(run()).started)
+    assert starts["a"] < 0.01 and 0.015 <= starts["b"] < 0.2
+    assert all(0.01 <= starts[n] < 0.2 for n in "cdef")  # sent as they are fed, long before a is consumed
+
+
+def test_no_first_jobs_waits_for_the_feed() -> None:
+    async def run(first: str, fed: str) -> list[str]:
+        rec = Recorder({n: 0.0 for n in first + fed})
+        return await _collect(ChunkSynthesis(rec, _jobs(first), window=8, head_start_s=0.02, more=_feed(fed, 0.01)))
+
+    assert asyncio.run(run("", "ab")) == ["a", "b"]
+    assert asyncio.run(run("", "")) == []
+    assert asyncio.run(run("a", "")) == ["a"]
+
+
+def test_feed_error_comes_after_the_results_before_it() -> None:
+    async def run() -> tuple[list[str], Recorder]:
+        rec = Recorder({n: 0.0 for n in "abc"})
+        synthesis = ChunkSynthesis(rec, _jobs("a"), window=8, more=_feed("bcd", 0.01, fail_after=2))
+        got = [chr(int((await synthesis.__anext__()).waveform[0])) for _ in range(3)]
+        with pytest.raises(BadRequest, match="g2p failed"):
+            await synthesis.__anext__()
+        return got, rec
+
+    got, rec = asyncio.run(run())
+    assert got == list("abc") and rec.kokoro_in_flight == 0
+
+
+def test_cancel_stops_the_feed() -> None:
+    async def run() -> Recorder:
+        rec = Recorder({n: 0.0 for n in "abcd"})
+        synthesis = ChunkSynthesis(rec, _jobs("a"), window=8, more=_feed("bcd", 0.02))
+        await synthesis.__anext__()
+        synthesis.cancel()
+        await asyncio.sleep(0.1)
+        return rec
+
+    assert [s for s, _ in asyncio.run(run()).started] == ["a"]  # b, c, d were never fed
