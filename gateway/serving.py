@@ -392,7 +392,7 @@ class SpeechService:
 
     async def prepare(self, req: SpeechRequest, info: dict[str, Any]) -> Prepared:
         """Validate, resolve the voice, and turn the input into phoneme chunks: all of them, or for a
-        long text those of its first block (`Prepared.rest` holds the others, see `more_jobs`)."""
+        long text those of its first block (`Prepared.rest` holds the others, see `block_jobs`)."""
         info.update(chars=len(req.input), format=req.response_format)
         self.check_fields(req)
         self.check_input(req.input)
@@ -436,15 +436,15 @@ class SpeechService:
             jobs.append(job)
         return jobs
 
-    async def more_jobs(self, prep: Prepared) -> AsyncIterator[KokoroJob]:
-        """The kokoro jobs of `prep.rest`, one block through G2P at a time, its chunks added to `prep`."""
+    async def block_jobs(self, prep: Prepared) -> AsyncIterator[list[KokoroJob]]:
+        """The kokoro jobs of each block of `prep.rest`, one G2P call per block, its chunks added to
+        `prep` (a block without anything to say gives an empty list)."""
         lang = self.g2p_lang(prep.request, prep.voice)
         while prep.rest:
             chunks = await self.triton.g2p(prep.rest[0].text, lang)
             block = prep.rest.pop(0)
             chunks = [c for c in chunks if c.phonemes.strip()]
-            for job in self.add_chunks(prep, chunks, "chunk" if block.continues_paragraph else "paragraph"):
-                yield job
+            yield self.add_chunks(prep, chunks, "chunk" if block.continues_paragraph else "paragraph")
 
     def priority(self, index: int) -> int:
         """Triton priority level of a request's chunk `index` (0-based): its place in the request,
@@ -456,7 +456,7 @@ class SpeechService:
     async def _start(self, prep: Prepared, client_gone: ClientGone | None) -> tuple[ChunkSynthesis, Synthesized]:
         """Send every chunk to Triton; wait for the first (so its errors are still a 4xx), or until
         the client goes away (a 499: its chunk calls are cancelled while still in Triton's queue)."""
-        synthesis = self.triton.synthesize_all(prep.jobs, self.more_jobs(prep) if prep.rest else None)
+        synthesis = self.triton.synthesize_all(prep.jobs, self.block_jobs(prep) if prep.rest else None)
         try:
             first = await until_client_gone(anext(synthesis, None), client_gone)
         except BaseException:

@@ -183,10 +183,10 @@ class TritonClient:
         _retrieve(task)
 
     def synthesize_all(
-        self, jobs: Sequence[KokoroJob], more: AsyncIterator[KokoroJob] | None = None
+        self, jobs: Sequence[KokoroJob], more: AsyncIterator[Sequence[KokoroJob]] | None = None
     ) -> ChunkSynthesis:
-        """Start the chunks' calls (up to `window` at once), then those of `more` as it yields them;
-        iterate the results in order."""
+        """Start the chunks' calls (up to `window` at once), then those of `more`'s blocks as they
+        come; iterate the results in order."""
         return ChunkSynthesis(self, jobs, self.window, self.head_start_s, more)
 
 
@@ -196,8 +196,11 @@ class ChunkSynthesis:
     The first chunk is sent `head_start_s` before the others (a little over Triton's batching
     delay), so that it forms or joins an earlier batch and its audio can stream while the rest of
     the request is synthesised; the other chunks are then all sent at once (up to `window`).
-    Jobs that `more` yields (the later blocks of a long input, as G2P converts them) are queued
-    behind them as they come; its error is raised where its next result would have been.
+    The job lists that `more` yields (the later blocks of a long input, each from one G2P call)
+    are queued behind them. Its next block is asked for once a result has been consumed since the
+    last one (or when nothing is left to synthesise), and while fewer than `window` chunks wait:
+    the G2P work is spread over the synthesis instead of competing with the first chunk for the
+    CPU. An error of `more` is raised where its next result would have been.
     """
 
     def __init__(
@@ -206,7 +209,7 @@ class ChunkSynthesis:
         jobs: Sequence[KokoroJob],
         window: int,
         head_start_s: float = 0.0,
-        more: AsyncIterator[KokoroJob] | None = None,
+        more: AsyncIterator[Sequence[KokoroJob]] | None = None,
     ) -> None:
         self._client = client
         self._jobs = deque(jobs)
@@ -214,7 +217,8 @@ class ChunkSynthesis:
         self._tasks: deque[asyncio.Task[Synthesized]] = deque()
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
-        self._fed = asyncio.Event()  # set whenever `more` yields or ends
+        self._consumed = 0
+        self._changed = asyncio.Event()  # set when a result is consumed and when `more` yields or ends
         self._feed_error: Exception | None = None
         self._feeder = asyncio.ensure_future(self._feed(more)) if more is not None else None
         if head_start_s > 0 and self._jobs and (len(self._jobs) > 1 or self._feeder is not None):
@@ -223,17 +227,28 @@ class ChunkSynthesis:
         else:
             self._fill()
 
-    async def _feed(self, more: AsyncIterator[KokoroJob]) -> None:
+    def _waiting(self) -> int:
+        return len(self._jobs) + len(self._tasks)
+
+    async def _feed(self, more: AsyncIterator[Sequence[KokoroJob]]) -> None:
+        blocks = 0
         try:
-            async for job in more:
-                self._jobs.append(job)
+            while True:
+                while self._waiting() and (self._consumed <= blocks or self._waiting() >= self._window):
+                    self._changed.clear()
+                    await self._changed.wait()
+                jobs = await anext(more, None)
+                if jobs is None:
+                    return
+                blocks += 1
+                self._jobs.extend(jobs)
                 if self._timer is None:
                     self._fill()
-                self._fed.set()
+                self._changed.set()
         except Exception as exc:  # raised to the consumer once it has had every result before it
             self._feed_error = exc
         finally:
-            self._fed.set()
+            self._changed.set()
 
     def _start(self, job: KokoroJob) -> None:
         self._tasks.append(self._client.start_synthesis(job))
@@ -261,8 +276,8 @@ class ChunkSynthesis:
                         raise self._feed_error
                     raise StopAsyncIteration
                 else:
-                    self._fed.clear()
-                    await self._fed.wait()
+                    self._changed.clear()
+                    await self._changed.wait()
             result = await self._tasks[0]
         except StopAsyncIteration:
             raise
@@ -270,6 +285,8 @@ class ChunkSynthesis:
             self.cancel()
             raise
         self._tasks.popleft()
+        self._consumed += 1
+        self._changed.set()
         if self._timer is None:
             self._fill()
         return result

@@ -108,42 +108,72 @@ def test_error_of_a_chunk_cancels_the_rest() -> None:
     assert rec.kokoro_in_flight == 0
 
 
-async def _feed(names: str, delay: float, fail_after: int | None = None) -> AsyncIterator[KokoroJob]:
-    """Jobs as a long input's later blocks give them: each after `delay` (its G2P call)."""
-    for i, job in enumerate(_jobs(names)):
+async def _blocks(names: str, delay: float, fail_after: int | None = None) -> AsyncIterator[list[KokoroJob]]:
+    """A long input's later blocks, one job each, each after `delay` (its G2P call)."""
+    for i, name in enumerate(names):
         await asyncio.sleep(delay)
         if i == fail_after:
             raise BadRequest("g2p failed")
-        yield job
+        yield _jobs(name)
 
 
-def test_jobs_fed_later_start_as_they_come_and_keep_their_order() -> None:
-    async def run() -> Recorder:
-        rec = Recorder({"a": 0.3, "b": 0.3} | {n: 0.0 for n in "cdef"})
-        rec.t0 = asyncio.get_running_loop().time()
-        synthesis = ChunkSynthesis(rec, _jobs("ab"), window=8, head_start_s=0.02, more=_feed("cdef", 0.01))
-        assert await _collect(synthesis) == list("abcdef")
-        return rec
+def test_blocks_are_asked_for_one_per_consumed_result_and_keep_their_order() -> None:
+    """The G2P of the next block waits for a result to be consumed (it would compete with the first
+    chunk's synthesis for the CPU); the blocks' chunks follow in order."""
+    consumed: list[str] = []
+    asked: list[int] = []  # results consumed when each block was asked for
 
-    starts = dict(asyncio.run(run()).started)
-    assert starts["a"] < 0.01 and 0.015 <= starts["b"] < 0.2
-    assert all(0.01 <= starts[n] < 0.2 for n in "cdef")  # sent as they are fed, long before a is consumed
+    async def blocks() -> AsyncIterator[list[KokoroJob]]:
+        for names in ["cd", "e", "f"]:
+            asked.append(len(consumed))
+            await asyncio.sleep(0.01)
+            yield _jobs(names)
+
+    async def run() -> None:
+        rec = Recorder({n: 0.02 for n in "abcdef"})
+        async for result in ChunkSynthesis(rec, _jobs("ab"), window=8, head_start_s=0.005, more=blocks()):
+            consumed.append(chr(int(result.waveform[0])))
+
+    asyncio.run(run())
+    assert consumed == list("abcdef")
+    assert asked[0] == 1 and all(n >= k + 1 for k, n in enumerate(asked))
 
 
-def test_no_first_jobs_waits_for_the_feed() -> None:
-    async def run(first: str, fed: str) -> list[str]:
-        rec = Recorder({n: 0.0 for n in first + fed})
-        return await _collect(ChunkSynthesis(rec, _jobs(first), window=8, head_start_s=0.02, more=_feed(fed, 0.01)))
+def test_blocks_wait_while_a_window_of_chunks_waits() -> None:
+    consumed: list[str] = []
+    asked: list[int] = []
+
+    async def blocks() -> AsyncIterator[list[KokoroJob]]:
+        for names in ["cde", "fgh", "i"]:
+            asked.append(len(consumed))
+            yield _jobs(names)
+
+    async def run() -> None:
+        rec = Recorder({n: 0.01 for n in "acdefghi"} | {"b": 0.05})
+        async for result in ChunkSynthesis(rec, _jobs("ab"), window=2, more=blocks()):
+            consumed.append(chr(int(result.waveform[0])))
+
+    asyncio.run(run())
+    assert consumed == list("abcdefghi")
+    # After "a": b and c, d, e wait; the next block only once fewer than 2 do (after d), not after b.
+    assert asked[0] == 1 and asked[1] >= 4
+
+
+def test_no_first_jobs_waits_for_the_blocks() -> None:
+    async def run(first: str, blocks: str) -> list[str]:
+        rec = Recorder({n: 0.0 for n in first + blocks})
+        synthesis = ChunkSynthesis(rec, _jobs(first), window=8, head_start_s=0.02, more=_blocks(blocks, 0.01))
+        return await _collect(synthesis)
 
     assert asyncio.run(run("", "ab")) == ["a", "b"]
     assert asyncio.run(run("", "")) == []
     assert asyncio.run(run("a", "")) == ["a"]
 
 
-def test_feed_error_comes_after_the_results_before_it() -> None:
+def test_a_blocks_error_comes_after_the_results_before_it() -> None:
     async def run() -> tuple[list[str], Recorder]:
         rec = Recorder({n: 0.0 for n in "abc"})
-        synthesis = ChunkSynthesis(rec, _jobs("a"), window=8, more=_feed("bcd", 0.01, fail_after=2))
+        synthesis = ChunkSynthesis(rec, _jobs("a"), window=8, more=_blocks("bcd", 0.01, fail_after=2))
         got = [chr(int((await synthesis.__anext__()).waveform[0])) for _ in range(3)]
         with pytest.raises(BadRequest, match="g2p failed"):
             await synthesis.__anext__()
@@ -153,13 +183,13 @@ def test_feed_error_comes_after_the_results_before_it() -> None:
     assert got == list("abc") and rec.kokoro_in_flight == 0
 
 
-def test_cancel_stops_the_feed() -> None:
+def test_cancel_stops_the_blocks() -> None:
     async def run() -> Recorder:
         rec = Recorder({n: 0.0 for n in "abcd"})
-        synthesis = ChunkSynthesis(rec, _jobs("a"), window=8, more=_feed("bcd", 0.02))
+        synthesis = ChunkSynthesis(rec, _jobs("a"), window=8, more=_blocks("bcd", 0.02))
         await synthesis.__anext__()
         synthesis.cancel()
         await asyncio.sleep(0.1)
         return rec
 
-    assert [s for s, _ in asyncio.run(run()).started] == ["a"]  # b, c, d were never fed
+    assert [s for s, _ in asyncio.run(run()).started] == ["a"]  # b, c, d were never converted
