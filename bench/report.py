@@ -890,6 +890,36 @@ def release_above_markdown(results_dir: Path = ROOT / "bench" / "results") -> st
     )
 
 
+def long_input_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
+    """The latest ``bench/long_input.py`` results: long inputs' first byte, a short G2P beside them."""
+    latest = latest_results(results_dir, "long-input-*.json")
+    if latest is None:
+        return "## Long inputs: G2P in blocks\n\nNo run yet: `.venv/bin/python -m bench.long_input`.\n"
+    path, data = latest
+    chars = data["chars"]
+    rows = [
+        [label, *(f"{row[f'first_byte_s_{n}']:.2f}" for n in chars), f"{row['short_g2p_s']:.3f}",
+         " / ".join(f"{r['short_g2p_s']:.3f}" for r in data["rounds"][label])]
+        for label, row in data["summary"].items()
+    ]  # fmt: skip
+    g2p = ", ".join(f"{int(n):,} characters {s} s" for n, s in data["in_process_g2p_s"].items())
+    return (
+        f"## Long inputs: G2P in blocks ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.long_input` (`bench/long_input.py`): two stacks up at once, `blocks`"
+        " (`PATTERN_TTS_G2P_BLOCK_CHARS` at its default: a longer text goes to the g2p model in blocks cut at"
+        " paragraph, sentence or word ends, synthesis starting after the first) and `whole` (0: the whole"
+        " input in one call), measured in turn, the order alternating, the median of"
+        f" {len(next(iter(data['rounds'].values())))} rounds; {data['weights']}, on {_machine_words(data)}."
+        " First byte: a streamed pcm request of the corpus paragraphs repeated to that many characters, then"
+        f" closed. Short G2P: a one-sentence `/v1/audio/phonemize` sent {data['delay_s']} s after the longest"
+        f" request, which it shares the g2p model with. The whole text's G2P in one process: {g2p}."
+        f" Raw results: `{shown(path)}`.\n\n"
+        + _table(["G2P", *(f"first byte s, {n:,} characters" for n in chars), "short G2P s",
+                  "short G2P s per round"], rows)  # fmt: skip
+        + "\n"
+    )
+
+
 def chunk_limit_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     """The latest ``bench/chunk_limit.py`` results: phonemes per chunk, speed and audio."""
     latest = latest_results(results_dir, "chunk-limit-*.json")
@@ -1256,7 +1286,8 @@ def item_memory_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
 def write_benchmarks_md(text: str) -> None:
     sections = [text, full_runs_markdown(), fidelity_markdown(), spectral_convs_markdown(), item_memory_markdown(),
                 fp32_path_markdown(), stream_pieces_markdown(), windows_markdown(), chunk_limit_markdown(),
-                scheduling_markdown(), allocator_markdown(), idle_release_markdown(), release_above_markdown(),
+                long_input_markdown(), scheduling_markdown(), allocator_markdown(), idle_release_markdown(),
+                release_above_markdown(),
                 kokoro_imports_markdown(), lead_split_markdown(), int8_convs_markdown(), gpu_markdown(),
                 gpu_triton_markdown()]  # fmt: skip
     BENCHMARKS_MD.write_text("\n\n".join(s.rstrip() for s in sections) + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ from bench.report import (
     full_runs_markdown,
     gpu_instances_markdown,
     item_memory_markdown,
+    long_input_markdown,
     spectral_convs_markdown,
     stream_pieces_markdown,
     targets,
@@ -147,6 +148,22 @@ def test_the_item_memory_section_lists_each_run_newest_first_with_what_spectral_
     after, before = text.index("| 400 | 22.8 | 309 | 333 | +24 | 9.3 | 7.7 |"), text.index("| 309 | 415 | +106 |")
     assert after < before
     assert text.index("Before. Raw results: `" + str(tmp_path / "item-memory-2026-11-28-before.json")) > after
+
+
+def test_the_long_input_section_shows_each_stack_by_input_length(tmp_path: Path) -> None:
+    assert "No run yet" in long_input_markdown(tmp_path)
+    rounds = {"blocks": [{"first_byte_s": {"100000": 1.4}, "short_g2p_s": 0.024}] * 2,
+              "whole": [{"first_byte_s": {"100000": 4.8}, "short_g2p_s": 3.3}, {"first_byte_s": {"100000": 5.0},
+                                                                             "short_g2p_s": 3.0}]}  # fmt: skip
+    data = {"date": "2026-11-28", "weights": "real", "chars": [100000], "delay_s": 0.3, "rounds": rounds,
+            "in_process_g2p_s": {"100000": 2.7}, "machine": {"cpu_model": "AMD EPYC", "cpu_quota": 2},
+            "summary": {"blocks": {"first_byte_s_100000": 1.4, "short_g2p_s": 0.024},
+                        "whole": {"first_byte_s_100000": 4.9, "short_g2p_s": 3.15}}}  # fmt: skip
+    (tmp_path / "long-input-2026-11-28.json").write_text(json.dumps(data))
+    text = long_input_markdown(tmp_path)
+    assert "| blocks | 1.40 | 0.024 | 0.024 / 0.024 |" in text
+    assert "| whole | 4.90 | 3.150 | 3.300 / 3.000 |" in text
+    assert "first byte s, 100,000 characters" in text and "100,000 characters 2.7 s" in text
 
 
 def instances_run(instances: int, rate: float, **config: int) -> dict[str, Any]:
