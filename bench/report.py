@@ -891,31 +891,46 @@ def release_above_markdown(results_dir: Path = ROOT / "bench" / "results") -> st
 
 
 def long_input_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
-    """The latest ``bench/long_input.py`` results: long inputs' first byte, a short G2P beside them."""
+    """The latest ``bench/long_input.py`` results: long inputs' first byte, short requests beside them."""
     latest = latest_results(results_dir, "long-input-*.json")
     if latest is None:
-        return "## Long inputs: G2P in blocks\n\nNo run yet: `.venv/bin/python -m bench.long_input`.\n"
+        return "## Long inputs\n\nNo run yet: `.venv/bin/python -m bench.long_input`.\n"
     path, data = latest
     chars = data["chars"]
+    beside = "beside_s" in data
     rows = [
         [label, *(f"{row[f'first_byte_s_{n}']:.2f}" for n in chars), f"{row['short_g2p_s']:.3f}",
-         " / ".join(f"{r['short_g2p_s']:.3f}" for r in data["rounds"][label])]
+         " / ".join(f"{r['short_g2p_s']:.3f}" for r in data["rounds"][label]),
+         *([f"{row['short_first_byte_s']:.2f}", row["long_audio_s"], f"{row['hundred_words_first_byte_s']:.2f}",
+            f"{row['hundred_words_end_s']:.2f}"] if beside else [])]
         for label, row in data["summary"].items()
     ]  # fmt: skip
     g2p = ", ".join(f"{int(n):,} characters {s} s" for n, s in data["in_process_g2p_s"].items())
+    settings = "; ".join(
+        f"`{label}`: " + (", ".join(f"`{k}={v}`" for k, v in env.items()) or "the defaults")
+        for label, env in data["variants"].items()
+    )
+    beside_words = (
+        f" Beside a stream: a {data['beside_chars']:,}-character streamed request read for {data['beside_s']:g} s,"
+        f" and {data['beside_after_s']:g} s into it a one-sentence streamed request: its first byte, and the"
+        " seconds of audio the long stream delivered in that time. 100 words: the benchmark's 100-word request"
+        " alone, streamed."
+        if beside
+        else ""
+    )
     return (
-        f"## Long inputs: G2P in blocks ({data['date']})\n\n"
-        "`.venv/bin/python -m bench.long_input` (`bench/long_input.py`): two stacks up at once, `blocks`"
-        " (`PATTERN_TTS_G2P_BLOCK_CHARS` at its default: a longer text goes to the g2p model in blocks cut at"
-        " paragraph, sentence or word ends, synthesis starting after the first) and `whole` (0: the whole"
-        " input in one call), measured in turn, the order alternating, the median of"
-        f" {len(next(iter(data['rounds'].values())))} rounds; {data['weights']}, on {_machine_words(data)}."
-        " First byte: a streamed pcm request of the corpus paragraphs repeated to that many characters, then"
-        f" closed. Short G2P: a one-sentence `/v1/audio/phonemize` sent {data['delay_s']} s after the longest"
-        f" request, which it shares the g2p model with. The whole text's G2P in one process: {g2p}."
-        f" Raw results: `{shown(path)}`.\n\n"
-        + _table(["G2P", *(f"first byte s, {n:,} characters" for n in chars), "short G2P s",
-                  "short G2P s per round"], rows)  # fmt: skip
+        f"## Long inputs: G2P in blocks, chunks in flight ({data['date']})\n\n"
+        "`.venv/bin/python -m bench.long_input` (`bench/long_input.py`): stacks up at once, measured in turn,"
+        f" the order alternating, the median of {len(next(iter(data['rounds'].values())))} rounds; {settings}"
+        f" (`PATTERN_TTS_G2P_BLOCK_CHARS=0`: the whole text in one G2P call); {data['weights']}, on"
+        f" {_machine_words(data)}. First byte: a streamed pcm request of the corpus paragraphs repeated to that"
+        f" many characters, then closed. Short G2P: a one-sentence `/v1/audio/phonemize` sent {data['delay_s']} s"
+        f" after the longest request, which it shares the g2p model with.{beside_words} The whole text's G2P in"
+        f" one process: {g2p}. Raw results: `{shown(path)}`.\n\n"
+        + _table(["stack", *(f"first byte s, {n:,} characters" for n in chars), "short G2P s",
+                  "short G2P s per round",
+                  *(["beside a stream: first byte s", "stream audio s", "100 words: first byte s",
+                     "100 words: end s"] if beside else [])], rows)  # fmt: skip
         + "\n"
     )
 

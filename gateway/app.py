@@ -32,9 +32,22 @@ DESCRIPTION = """OpenAI-compatible text-to-speech: Kokoro-82M on NVIDIA Triton I
 CANCELLED_REQUESTS_END_S = 5.0
 
 
+# On CPU one request's calls out at once: two full 510-phoneme chunks, or every piece of a one-paragraph
+# request (the 100-word benchmark request: 5 calls, 521 phonemes), see `max_phonemes_in_flight`.
+CPU_PHONEMES_IN_FLIGHT = 1100
+
+
 def triton_url(settings: Settings) -> str:
     """The Triton HTTP endpoint (host:port) the gateway reads readiness from."""
     return settings.triton_url or f"127.0.0.1:{settings.triton_http_port}"
+
+
+def phonemes_in_flight(settings: Settings) -> int | None:
+    """Phonemes one request keeps in Triton at once: `max_phonemes_in_flight`, else by device
+    (None: no limit, only the window of calls)."""
+    if settings.max_phonemes_in_flight is not None:
+        return settings.max_phonemes_in_flight or None
+    return None if settings.device == "cuda" else CPU_PHONEMES_IN_FLIGHT
 
 
 def triton_grpc_url(settings: Settings) -> str:
@@ -65,6 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             triton_url(settings),
             triton_grpc_url(settings),
             timeout_s=settings.request_timeout_s,
+            phoneme_budget=phonemes_in_flight(settings),
             # The first chunk goes a little over one batching delay ahead of the rest.
             head_start_s=settings.max_queue_delay_us / 1e6 + 0.005,
         )

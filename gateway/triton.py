@@ -96,12 +96,14 @@ class TritonClient:
         grpc_url: str,
         timeout_s: float = 600.0,
         window: int = DEFAULT_WINDOW,
+        phoneme_budget: int | None = None,
         head_start_s: float = 0.0,
     ) -> None:
         url = url.removeprefix("http://").rstrip("/")
         self.url = url
         self.grpc_url = grpc_url
         self.window = window
+        self.phoneme_budget = phoneme_budget
         self.head_start_s = head_start_s
         self.kokoro_in_flight = 0  # kokoro calls started (start_synthesis) and not yet done
         self._timeout_s = timeout_s
@@ -187,7 +189,7 @@ class TritonClient:
     ) -> ChunkSynthesis:
         """Start the chunks' calls (up to `window` at once), then those of `more`'s blocks as they
         come; iterate the results in order."""
-        return ChunkSynthesis(self, jobs, self.window, self.head_start_s, more)
+        return ChunkSynthesis(self, jobs, self.window, self.head_start_s, more, self.phoneme_budget)
 
 
 class ChunkSynthesis:
@@ -195,7 +197,10 @@ class ChunkSynthesis:
 
     The first chunk is sent `head_start_s` before the others (a little over Triton's batching
     delay), so that it forms or joins an earlier batch and its audio can stream while the rest of
-    the request is synthesised; the other chunks are then all sent at once (up to `window`).
+    the request is synthesised; the other chunks are then all sent at once (up to `window`, and with
+    a `phoneme_budget` only while the phonemes out stay within it: on CPU the calls of all requests
+    wait in one queue and run one item at a time, so what one request sends ahead delays every
+    request that comes after it).
     The job lists that `more` yields (the later blocks of a long input, each from one G2P call)
     are queued behind them. Its next block is asked for once a result has been consumed since the
     last one (or when nothing is left to synthesise), and while fewer than `window` chunks wait:
@@ -210,11 +215,14 @@ class ChunkSynthesis:
         window: int,
         head_start_s: float = 0.0,
         more: AsyncIterator[Sequence[KokoroJob]] | None = None,
+        phoneme_budget: int | None = None,
     ) -> None:
         self._client = client
         self._jobs = deque(jobs)
         self._window = max(1, window)
+        self._budget = phoneme_budget
         self._tasks: deque[asyncio.Task[Synthesized]] = deque()
+        self._sizes: deque[int] = deque()  # phonemes of each call in `_tasks`
         self._closed = False
         self._timer: asyncio.TimerHandle | None = None
         self._consumed = 0
@@ -252,6 +260,14 @@ class ChunkSynthesis:
 
     def _start(self, job: KokoroJob) -> None:
         self._tasks.append(self._client.start_synthesis(job))
+        self._sizes.append(len(job.phonemes))
+
+    def _room_for(self, job: KokoroJob) -> bool:
+        """Whether `job` may go out now: under `window` calls, and (with a budget) its phonemes fit
+        beside those already out, or nothing is."""
+        if len(self._tasks) >= self._window:
+            return False
+        return self._budget is None or not self._tasks or sum(self._sizes) + len(job.phonemes) <= self._budget
 
     def _start_now(self) -> None:
         if self._timer is not None:
@@ -260,7 +276,7 @@ class ChunkSynthesis:
 
     def _fill(self) -> None:
         self._timer = None
-        while self._jobs and len(self._tasks) < self._window and not self._closed:
+        while self._jobs and not self._closed and self._room_for(self._jobs[0]):
             self._start(self._jobs.popleft())
 
     def __aiter__(self) -> ChunkSynthesis:
@@ -285,6 +301,7 @@ class ChunkSynthesis:
             self.cancel()
             raise
         self._tasks.popleft()
+        self._sizes.popleft()
         self._consumed += 1
         self._changed.set()
         if self._timer is None:
@@ -302,6 +319,7 @@ class ChunkSynthesis:
             self._feeder.cancel()
         while self._tasks:
             self._tasks.popleft().cancel()
+        self._sizes.clear()
 
     async def aclose(self) -> None:
         self.cancel()

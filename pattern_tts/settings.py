@@ -72,6 +72,15 @@ class Settings(BaseSettings):
     max_input_chars: int = Field(
         default=100_000, ge=1, description="Longest accepted `input`, in characters."
     )
+    max_phonemes_in_flight: int | None = Field(
+        default=None,
+        ge=0,
+        description="Phonemes of one request's chunks in Triton at once (at least one chunk; at most 32 "
+        "calls); the next chunk goes out as an earlier one comes back. The calls of all requests wait in "
+        "one queue, first come first served, so what a long request sends ahead delays every request "
+        "after it. Unset: 1100 with device cpu (two full chunks, or all the pieces of a paragraph), no "
+        "limit with cuda (its batches fill from many calls). 0: no limit (bench/long_input.py).",
+    )
     g2p_block_chars: int = Field(
         default=2_000,
         ge=0,

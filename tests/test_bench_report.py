@@ -157,6 +157,7 @@ def test_the_long_input_section_shows_each_stack_by_input_length(tmp_path: Path)
                                                                              "short_g2p_s": 3.0}]}  # fmt: skip
     data = {"date": "2026-11-28", "weights": "real", "chars": [100000], "delay_s": 0.3, "rounds": rounds,
             "in_process_g2p_s": {"100000": 2.7}, "machine": {"cpu_model": "AMD EPYC", "cpu_quota": 2},
+            "variants": {"blocks": {}, "whole": {"PATTERN_TTS_G2P_BLOCK_CHARS": "0"}},
             "summary": {"blocks": {"first_byte_s_100000": 1.4, "short_g2p_s": 0.024},
                         "whole": {"first_byte_s_100000": 4.9, "short_g2p_s": 3.15}}}  # fmt: skip
     (tmp_path / "long-input-2026-11-28.json").write_text(json.dumps(data))
@@ -164,6 +165,17 @@ def test_the_long_input_section_shows_each_stack_by_input_length(tmp_path: Path)
     assert "| blocks | 1.40 | 0.024 | 0.024 / 0.024 |" in text
     assert "| whole | 4.90 | 3.150 | 3.300 / 3.000 |" in text
     assert "first byte s, 100,000 characters" in text and "100,000 characters 2.7 s" in text
+    assert "`blocks`: the defaults; `whole`: `PATTERN_TTS_G2P_BLOCK_CHARS=0`" in text
+    assert "beside a stream" not in text
+    # A run with the short speech request beside a stream has two more columns.
+    data.update(beside_chars=6000, beside_s=60.0, beside_after_s=5.0)
+    more = {"hundred_words_first_byte_s": 1.1, "hundred_words_end_s": 12.3}
+    data["summary"]["blocks"].update(short_first_byte_s=3.8, long_audio_s=226.7, **more)  # type: ignore[index]
+    data["summary"]["whole"].update(short_first_byte_s=37.9, long_audio_s=103.8, **more)  # type: ignore[index]
+    (tmp_path / "long-input-2026-11-28.json").write_text(json.dumps(data))
+    text = long_input_markdown(tmp_path)
+    assert "| blocks | 1.40 | 0.024 | 0.024 / 0.024 | 3.80 | 227 | 1.10 | 12.30 |" in text
+    assert "a 6,000-character streamed request read for 60 s, and 5 s into it" in text
 
 
 def instances_run(instances: int, rate: float, **config: int) -> dict[str, Any]:

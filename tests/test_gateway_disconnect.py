@@ -84,7 +84,8 @@ def test_client_that_leaves_before_its_first_audio_stops_its_request_at_once(sta
     assert 'error="The client closed the connection before the response started."' in line, line
     # Its chunk calls, still queued behind the busy request's batch, reach the model cancelled when
     # the next batch forms (the busy request's own mostly leave their running batch: stage "running").
-    chunks = int(re.search(r"chunks=(\d+)", line).group(1))  # type: ignore[union-attr]
+    # It had sent what its phoneme budget lets out on CPU: at least two of its (nearly full) chunks.
+    chunks = min(2, int(re.search(r"chunks=(\d+)", line).group(1)))  # type: ignore[union-attr]
     queued_before = metric(before, cancelled, "kokoro", stage="queued")
     deadline, queued = time.monotonic() + 60, 0.0
     while queued < chunks and time.monotonic() < deadline:

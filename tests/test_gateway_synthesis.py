@@ -193,3 +193,27 @@ def test_cancel_stops_the_blocks() -> None:
         return rec
 
     assert [s for s, _ in asyncio.run(run()).started] == ["a"]  # b, c, d were never converted
+
+
+def test_a_phoneme_budget_holds_chunks_back_until_earlier_ones_come_back() -> None:
+    """On CPU the calls of all requests share one queue: a request sends chunks only while their
+    phonemes fit its budget (or while it has nothing out), the rest as earlier ones are consumed."""
+    jobs = [KokoroJob(p, "af_heart") for p in ("a" * 500, "b" * 500, "c" * 500, "d" * 50)]
+
+    async def run(budget: int | None) -> dict[str, float]:
+        rec = Recorder({"a" * 500: 0.03, "b" * 500: 0.1, "c" * 500: 0.01, "d" * 50: 0.01})
+        rec.t0 = asyncio.get_running_loop().time()
+        synthesis = ChunkSynthesis(rec, jobs, window=8, phoneme_budget=budget)
+        assert await _collect(synthesis) == list("abcd")
+        return {name[0]: t for name, t in rec.started}
+
+    starts = asyncio.run(run(1100))
+    assert starts["a"] < 0.02 and starts["b"] < 0.02  # 1,000 phonemes out
+    assert starts["c"] >= 0.03 and starts["d"] >= 0.03  # after a came back: 500 + 500 + 50 fit
+    assert max(asyncio.run(run(None)).values()) < 0.02  # no budget: all at once
+
+    async def alone() -> list[str]:
+        big = KokoroJob("e" * 2000, "af_heart")
+        return await _collect(ChunkSynthesis(Recorder({big.phonemes: 0.0}), [big], window=8, phoneme_budget=1100))
+
+    assert asyncio.run(alone()) == ["e"]  # a chunk over the budget still goes out when nothing else is

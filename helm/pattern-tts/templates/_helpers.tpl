@@ -116,6 +116,8 @@ annotations:
 {{ include "pattern-tts.commonEnv" . }}
 - name: PATTERN_TTS_STREAM_PRIORITY
   value: {{ .Values.triton.streamPriority | quote }}
+- name: PATTERN_TTS_DEVICE
+  value: {{ .Values.triton.device | quote }}
 {{- if .Values.hfHubOffline }}
 - name: HF_HUB_OFFLINE
   value: "1"
@@ -175,8 +177,6 @@ triton.sidecar is on, else an ordinary container next to the gateway. */}}
     {{- include "pattern-tts.servingEnv" . | nindent 4 }}
     - name: PATTERN_TTS_TRITON_HOST
       value: {{ .Values.triton.bindAddress | quote }}
-    - name: PATTERN_TTS_DEVICE
-      value: {{ .Values.triton.device | quote }}
     - name: PATTERN_TTS_INSTANCE_COUNT
       value: {{ .Values.triton.instanceCount | quote }}
     - name: PATTERN_TTS_MAX_BATCH_SIZE
