@@ -913,16 +913,16 @@ def long_input_markdown(results_dir: Path = ROOT / "bench" / "results") -> str:
     beside_words = (
         f" Beside a stream: a {data['beside_chars']:,}-character streamed request read for {data['beside_s']:g} s,"
         f" and {data['beside_after_s']:g} s into it a one-sentence streamed request: its first byte, and the"
-        " seconds of audio the long stream delivered in that time. 100 words: the benchmark's 100-word request"
-        " alone, streamed."
+        " seconds of audio the long stream delivered in that time (it comes in whole chunks, up to about 30 s"
+        " each). 100 words: the benchmark's 100-word request alone, streamed."
         if beside
         else ""
     )
     return (
         f"## Long inputs: G2P in blocks, chunks in flight ({data['date']})\n\n"
         "`.venv/bin/python -m bench.long_input` (`bench/long_input.py`): stacks up at once, measured in turn,"
-        f" the order alternating, the median of {len(next(iter(data['rounds'].values())))} rounds; {settings}"
-        f" (`PATTERN_TTS_G2P_BLOCK_CHARS=0`: the whole text in one G2P call); {data['weights']}, on"
+        f" the order alternating, the median of {len(next(iter(data['rounds'].values())))} rounds; {settings};"
+        f" {data['weights']}, on"
         f" {_machine_words(data)}. First byte: a streamed pcm request of the corpus paragraphs repeated to that"
         f" many characters, then closed. Short G2P: a one-sentence `/v1/audio/phonemize` sent {data['delay_s']} s"
         f" after the longest request, which it shares the g2p model with.{beside_words} The whole text's G2P in"
