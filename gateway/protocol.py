@@ -126,7 +126,9 @@ class SpeechRequest(BaseModel):
     response_format: Annotated[AudioFormat, BeforeValidator(_lower)] = Field(
         default="mp3", description="Audio container / codec."
     )
-    speed: float = Field(default=1.0, ge=0.25, le=4.0, description="Speaking rate, 0.25 to 4.0.")
+    speed: float = Field(
+        default=1.0, ge=0.25, le=4.0, allow_inf_nan=False, description="Speaking rate, 0.25 to 4.0."
+    )
     instructions: str | None = Field(
         default=None, description="Accepted for compatibility and ignored: Kokoro has no prompt."
     )

@@ -110,6 +110,13 @@ def test_bad_values_name_their_param(field: str, value: Any) -> None:
     assert field in err["message"]
 
 
+def test_speed_that_is_not_a_number_says_so() -> None:
+    """JSON has no NaN, but Python's json and pydantic read "NaN": it is not "above 4"."""
+    for value in ("NaN", float("nan"), "inf"):
+        err = _error(speed=value)
+        assert err["param"] == "speed" and "finite number" in err["message"], err
+
+
 def test_missing_input_is_named() -> None:
     with pytest.raises(ValidationError) as err:
         SpeechRequest.model_validate({"voice": "alloy"})
