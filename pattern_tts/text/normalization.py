@@ -166,7 +166,7 @@ def _url(m: re.Match[str], ctx: Context) -> str | None:
 
 def _phone(m: re.Match[str], ctx: Context) -> str | None:
     groups = re.findall(r"\d+", m.group(0))
-    return ", ".join(" ".join(_words(int(d)) for d in group) for group in groups)
+    return ", ".join(_spoken_digits(group) for group in groups)
 
 
 def _spoken_digits(digits: str) -> str:
