@@ -424,9 +424,11 @@ class SpeechService:
         base = prep.request.seed or 0
         jobs: list[KokoroJob] = []
         for chunk in chunks:
-            join = first if not jobs else then
-            if not prep.chunks or join is None:
-                join = "chunk" if prep.chunks and chunk.continues_paragraph else "paragraph"
+            join: Join
+            if not prep.chunks:
+                join = "paragraph"  # the request's first chunk
+            else:
+                join = (then if jobs else first) or ("chunk" if chunk.continues_paragraph else "paragraph")
             index = len(prep.chunks)
             seed = (base + index) % 2**62
             job = KokoroJob(chunk.phonemes, prep.voice.spec, prep.request.speed, seed, self.priority(index))
