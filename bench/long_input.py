@@ -43,7 +43,7 @@ from typing import Any
 import httpx
 import psutil
 
-from bench import corpus, procs
+from bench import corpus, loadgen, procs
 from bench.procs import log
 from bench.stack import StackPorts, stack_env, start_stack
 from bench.workload import resolve_weights
@@ -145,15 +145,12 @@ def measure(url: str, pid: int, voice: str, args: argparse.Namespace, chars: lis
 
 
 def hundred_words(url: str, voice: str) -> dict[str, float]:
-    """The 100-word request streamed to its end: seconds to the first byte and to the end."""
+    """The 100-word request streamed to its end (as ``bench.run`` sends it): first byte and end, seconds."""
     body = {"input": corpus.request_100_words(), "voice": voice, "lang": "a", "response_format": "pcm"}
-    start = time.perf_counter()
-    first = None
-    with httpx.Client(timeout=600) as client, client.stream("POST", f"{url}/v1/audio/speech", json=body) as r:
-        for data in r.iter_raw():
-            if data and first is None:
-                first = time.perf_counter() - start
-    return {"first_byte_s": round(first or 0.0, 3), "end_s": round(time.perf_counter() - start, 3)}
+    level = loadgen.run(f"{url}/v1/audio/speech", [(body, 100)], 1)
+    if level["failed"]:
+        raise RuntimeError(f"the 100-word request failed: {level['errors']}")
+    return {"first_byte_s": level["ttfb_p50_s"], "end_s": level["latency_p50_s"]}
 
 
 def main() -> None:
